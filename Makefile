@@ -1,0 +1,35 @@
+# Two commands for users: `make demo` and `make test`. Both create .venv and install first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED := $(abspath ../shared)
+YAMNET_SHARED := $(SHARED)/pretrained/yamnet/yamnet.tflite
+
+# Point the product at the team's copy of the official weights when it is there (never required).
+ifneq ($(wildcard $(YAMNET_SHARED)),)
+export LEAN_KD_YAMNET ?= $(YAMNET_SHARED)
+endif
+ifneq ($(wildcard $(SHARED)/datasets),)
+export LEAN_KD_SHARED_DATA ?= $(SHARED)/datasets
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test install clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lean-kd demo --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

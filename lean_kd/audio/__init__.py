@@ -1,0 +1,1 @@
+"""Audio decoding, fixed-length crops, evaluation windows and the log-mel frontend."""

@@ -1,0 +1,1 @@
+"""Thin argparse entry points: parse, call the library, print. No logic lives here."""

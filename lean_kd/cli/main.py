@@ -1,0 +1,53 @@
+"""The ``lean-kd`` console script.
+
+Each command group lives in its own module with a ``register(subparsers)`` function; modules
+import TensorFlow only inside their handlers so that ``lean-kd --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from lean_kd.errors import LeanKDError
+
+COMMAND_MODULES = (
+    "lean_kd.cli.data",
+    "lean_kd.cli.yamnet",
+    "lean_kd.cli.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lean-kd",
+        description="Knowledge distillation for on-device audio classification.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except LeanKDError as exc:
+        print(f"lean-kd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lean-kd: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

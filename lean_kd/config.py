@@ -1,0 +1,223 @@
+"""Parameter groups as frozen dataclasses, and YAML <-> dataclass conversion.
+
+Recipes are data only: they are read with ``yaml.safe_load`` and every key must name a field of
+the dataclass it fills, so a typo is an error instead of a silently ignored setting. Units are
+part of the field names (``window_seconds``, ``mel_min_hz``); derived values are properties.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+from lean_kd.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogMelConfig:
+    """Log-mel frontend parameters (defaults: the YAMNet preset)."""
+
+    sample_rate: int = 16000
+    window_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    fft_length: int | None = None  # None: next power of two >= window length
+    mel_bins: int = 64
+    mel_min_hz: float = 125.0
+    mel_max_hz: float = 7500.0
+    log_offset: float = 0.001
+    mean_normalize: bool = False  # subtract the per-example mean of each mel band
+    patch_frames: int = 96
+    patch_hop_frames: int = 48
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate > 0, f"sample_rate must be > 0, got {self.sample_rate}")
+        _require(self.window_seconds > 0, f"window_seconds must be > 0, got {self.window_seconds}")
+        _require(self.hop_seconds > 0, f"hop_seconds must be > 0, got {self.hop_seconds}")
+        _require(self.mel_bins > 0, f"mel_bins must be > 0, got {self.mel_bins}")
+        _require(
+            0 <= self.mel_min_hz < self.mel_max_hz,
+            f"Expected 0 <= mel_min_hz < mel_max_hz, got {self.mel_min_hz} and {self.mel_max_hz}",
+        )
+        _require(self.log_offset > 0, f"log_offset must be > 0, got {self.log_offset}")
+        if self.fft_length is not None:
+            _require(
+                self.fft_length >= self.window_samples,
+                f"fft_length {self.fft_length} is shorter than the window "
+                f"({self.window_samples} samples)",
+            )
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.sample_rate * self.window_seconds))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.sample_rate * self.hop_seconds))
+
+    @property
+    def fft_size(self) -> int:
+        if self.fft_length is not None:
+            return self.fft_length
+        return 2 ** int(math.ceil(math.log2(self.window_samples)))
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_samples
+
+    def num_frames(self, num_samples: int) -> int:
+        """STFT frames for a waveform of ``num_samples`` (no padding, as tf.signal.stft)."""
+        if num_samples < self.window_samples:
+            return 0
+        return 1 + (num_samples - self.window_samples) // self.hop_samples
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """How files become fixed-length waveforms."""
+
+    sample_rate: int = 16000
+    clip_seconds: float = 1.0
+    window_seconds: float = 1.0  # evaluation windows (LEAN: 1 s with 50 % overlap)
+    window_hop_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require(self.sample_rate > 0, f"sample_rate must be > 0, got {self.sample_rate}")
+        _require(self.clip_seconds > 0, f"clip_seconds must be > 0, got {self.clip_seconds}")
+        _require(self.window_seconds > 0, f"window_seconds must be > 0, got {self.window_seconds}")
+        _require(
+            0 < self.window_hop_seconds <= self.window_seconds,
+            f"window_hop_seconds must be in (0, window_seconds], got {self.window_hop_seconds}",
+        )
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.sample_rate * self.window_seconds))
+
+    @property
+    def window_hop_samples(self) -> int:
+        return int(round(self.sample_rate * self.window_hop_seconds))
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation. Zero values switch a method off."""
+
+    mixup_alpha: float = 0.0
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    freq_masks: int = 0
+    freq_mask_bins: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("mixup_alpha", "time_masks", "time_mask_frames", "freq_masks", "freq_mask_bins"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{name} must be >= 0, got {value}")
+
+    @property
+    def spec_augment(self) -> bool:
+        return (self.time_masks and self.time_mask_frames) or (
+            self.freq_masks and self.freq_mask_bins
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """tf.data settings."""
+
+    batch_size: int = 32
+    shuffle_buffer: int = 2048
+    seed: int = 0
+    cache: bool = False
+    balanced: bool = False  # class-balanced sampling (multi-label, imbalanced data)
+    strict: bool = False  # raise on the first broken file instead of skipping it
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
+        _require(self.shuffle_buffer >= 0, f"shuffle_buffer must be >= 0, got {self.shuffle_buffer}")
+
+
+def _require(condition: Any, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys (recursively)."""
+    where = where or cls.__name__
+    if data is None:
+        data = {}
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        name: _convert(hints[name], value, where=f"{where}.{name}") for name, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # missing required fields
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _convert(hint: Any, value: Any, *, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        hint, origin = options[0], typing.get_origin(options[0])
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where=where)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Dataclass -> plain dict (tuples as lists) suitable for YAML or JSON."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(obj))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML recipe as plain data (no executable tags)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Recipe {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Recipe {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Recipe {path}: expected a mapping at top level, got {type(data).__name__}")
+    return data
