@@ -1,0 +1,265 @@
+"""tf.data pipelines: from a dataset index to batches of waveforms and log-mels.
+
+Training batches are ``({"waveform": [B, samples], "log_mel": [B, frames, mel]}, labels [B, C])``.
+Files are decoded and resampled by soundfile + soxr in parallel ``tf.numpy_function`` calls
+(no tensorflow-io, see DESIGN.md); cropping, mixup, log-mel and SpecAugment run in the graph
+on whole batches. A broken file is skipped and counted (``pipeline.broken``) unless strict.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from lean_kd._keras import tf
+from lean_kd.audio.features import log_mel as compute_log_mel
+from lean_kd.audio.features import mel_matrix
+from lean_kd.audio.io import load_audio, read_audio_info
+from lean_kd.audio.windows import split_windows
+from lean_kd.config import AudioConfig, AugmentConfig, LogMelConfig, PipelineConfig
+from lean_kd.data.augment import mixup, spec_augment
+from lean_kd.data.index import DatasetIndex, Example
+from lean_kd.errors import AudioInputError, ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class BrokenFiles:
+    """Thread-safe record of files a pipeline skipped, with the reason for each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reasons: dict[str, str] = {}
+
+    def add(self, path: str, reason: str) -> None:
+        with self._lock:
+            if path not in self.reasons:
+                logger.warning("Skipping %s", reason)
+            self.reasons[path] = reason
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def summary(self) -> str:
+        if not self.reasons:
+            return "no broken files"
+        lines = [f"{len(self.reasons)} broken file(s) skipped:"]
+        lines += [f"  {reason}" for reason in sorted(self.reasons.values())]
+        return "\n".join(lines)
+
+
+class AudioPipeline:
+    """Builds tf.data datasets for the splits of one dataset index."""
+
+    def __init__(
+        self,
+        index: DatasetIndex,
+        *,
+        audio: AudioConfig = AudioConfig(),
+        features: LogMelConfig | None = LogMelConfig(),
+        pipeline: PipelineConfig = PipelineConfig(),
+        augment: AugmentConfig = AugmentConfig(),
+    ) -> None:
+        if features is not None and features.sample_rate != audio.sample_rate:
+            raise ConfigError(
+                f"Expected the log-mel sample_rate to equal the audio sample_rate "
+                f"{audio.sample_rate}, got {features.sample_rate}"
+            )
+        self.index, self.audio, self.features = index, audio, features
+        self.config, self.augment = pipeline, augment
+        self.broken = BrokenFiles()
+        self._mel = mel_matrix(features) if features is not None else None
+
+    # -- public datasets -------------------------------------------------------------------
+    def dataset(
+        self, split: str, *, training: bool, input_context: tf.distribute.InputContext | None = None
+    ) -> tf.data.Dataset:
+        """Batches of fixed-length crops: random crops when training, centred otherwise."""
+        examples = self._examples(split)
+        batch_size = self._batch_size(input_context)
+        seed = self.config.seed
+        if training and self.config.balanced:
+            files = self._balanced_files(examples, seed)
+        else:
+            files = self._files(examples)
+            if input_context is not None:  # shard files, not decoded audio
+                files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+            if training and self.config.shuffle_buffer:
+                files = files.shuffle(self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = self._decode(files)
+        crop_mode = "random" if training else "center"
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
+        ds = ds.map(lambda item, s: self._crop(item, s, crop_mode), num_parallel_calls=AUTOTUNE)
+        ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
+        if training:
+            ds = self._with_batch_seeds(ds, seed + 1).map(self._augment, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE)
+        return ds.prefetch(AUTOTUNE)
+
+    def windows(self, split: str) -> tf.data.Dataset:
+        """Every clip as overlapping windows, batched, with ``clip_index`` for aggregation.
+
+        Windows follow the LEAN protocol (``audio.window_seconds`` with ``window_hop_seconds``
+        hop); ``clip_index`` is the example's position in ``split`` order.
+        """
+        examples = self._examples(split)
+        window, hop = self.audio.window_samples, self.audio.window_hop_samples
+
+        def split_clip(waveform: np.ndarray) -> np.ndarray:
+            return split_windows(waveform, window=window, hop=hop)
+
+        def to_windows(item: dict) -> tf.data.Dataset:
+            wins = tf.numpy_function(split_clip, [item["waveform"]], tf.float32, stateful=False)
+            wins = tf.reshape(wins, [-1, window])  # [n, window]
+            n = tf.shape(wins)[0]
+            return tf.data.Dataset.from_tensor_slices(
+                {
+                    "waveform": wins,
+                    "labels": tf.repeat(item["labels"][None], n, axis=0),
+                    "clip_index": tf.repeat(item["clip_index"], n),
+                }
+            )
+
+        files = self._files(examples, with_clip_index=True)
+        ds = self._decode(files).flat_map(to_windows)
+        ds = ds.batch(self.config.batch_size, num_parallel_calls=AUTOTUNE)
+        return ds.map(self._window_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+    def distribute(self, strategy: tf.distribute.Strategy, split: str, *, training: bool):
+        """A distributed dataset: each input pipeline reads its own shard of the files."""
+        return strategy.distribute_datasets_from_function(
+            lambda ctx: self.dataset(split, training=training, input_context=ctx)
+        )
+
+    def steps(self, split: str, *, training: bool) -> int:
+        """Batches per pass over ``split`` (training drops the last partial batch)."""
+        n = len(self._examples(split))
+        b = self.config.batch_size
+        return n // b if training else -(-n // b)
+
+    # -- stages ---------------------------------------------------------------------------
+    def _examples(self, split: str) -> list[Example]:
+        examples = self.index.split(split)
+        if not examples:
+            raise DataError(f"Dataset {self.index.name}: split {split!r} has no examples")
+        if self.config.strict:
+            check_files(examples)
+        return examples
+
+    def _batch_size(self, input_context: tf.distribute.InputContext | None) -> int:
+        if input_context is None:
+            return self.config.batch_size
+        return input_context.get_per_replica_batch_size(self.config.batch_size)
+
+    def _files(self, examples: Sequence[Example], *, with_clip_index: bool = False) -> tf.data.Dataset:
+        items = {
+            "path": [e.path for e in examples],
+            "labels": self.index.label_matrix(examples),
+        }
+        if with_clip_index:
+            items["clip_index"] = np.arange(len(examples), dtype=np.int32)
+        return tf.data.Dataset.from_tensor_slices(items)
+
+    def _balanced_files(self, examples: Sequence[Example], seed: int) -> tf.data.Dataset:
+        """Draw a class uniformly, then one of its examples: one pass = len(examples) draws."""
+        per_class = class_members(self.index.label_matrix(examples))
+        table = tf.ragged.constant(per_class, dtype=tf.int64)
+        paths = tf.constant([e.path for e in examples])
+        labels = tf.constant(self.index.label_matrix(examples))
+        num_classes = len(per_class)
+
+        def draw(r: tf.Tensor) -> dict:
+            cls = r[0] % num_classes
+            members = table[cls]
+            pick = members[r[1] % tf.shape(members, out_type=tf.int64)[0]]
+            return {"path": paths[pick], "labels": labels[pick]}
+
+        randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
+
+    def _decode(self, files: tf.data.Dataset) -> tf.data.Dataset:
+        rate, broken, strict = self.audio.sample_rate, self.broken, self.config.strict
+
+        def load(path: bytes) -> np.ndarray:
+            name = path.decode()
+            try:
+                return load_audio(name, sample_rate=rate)
+            except AudioInputError as exc:
+                if strict:
+                    raise
+                broken.add(name, str(exc))
+                return np.zeros([0], np.float32)
+
+        def decode(item: dict) -> dict:
+            waveform = tf.numpy_function(load, [item["path"]], tf.float32, stateful=False)
+            waveform.set_shape([None])  # [samples] at the target rate
+            return {**item, "waveform": waveform}
+
+        ds = files.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)
+        return ds.cache() if self.config.cache else ds
+
+    def _crop(self, item: dict, seed: tf.Tensor, mode: str) -> dict:
+        length = self.audio.clip_samples
+        waveform = item["waveform"]
+        short = tf.maximum(0, length - tf.shape(waveform)[0])
+        waveform = tf.pad(waveform, [[0, short]])  # zero-pad clips shorter than the crop
+        excess = tf.shape(waveform)[0] - length
+        if mode == "random":
+            offset = tf.random.stateless_uniform([], seed=seed, maxval=excess + 1, dtype=tf.int32)
+        else:
+            offset = excess // 2
+        waveform = tf.reshape(waveform[offset : offset + length], [length])
+        return {"waveform": waveform, "labels": item["labels"]}
+
+    @staticmethod
+    def _with_batch_seeds(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        return tf.data.Dataset.zip(ds, seeds)
+
+    def _augment(self, batch: dict, seed: tf.Tensor) -> dict:
+        cfg = self.augment
+        waveform, labels = batch["waveform"], batch["labels"]
+        mix_seed, spec_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        if cfg.mixup_alpha > 0:
+            waveform, labels = mixup(waveform, labels, alpha=cfg.mixup_alpha, seed=mix_seed)
+        out = {"waveform": waveform, "labels": labels}
+        if cfg.spec_augment and self.features is not None:
+            out["log_mel"] = spec_augment(
+                self._log_mel(waveform),
+                time_masks=cfg.time_masks,
+                time_mask_frames=cfg.time_mask_frames,
+                freq_masks=cfg.freq_masks,
+                freq_mask_bins=cfg.freq_mask_bins,
+                seed=spec_seed,
+            )
+        return out
+
+    def _log_mel(self, waveform: tf.Tensor) -> tf.Tensor:
+        return compute_log_mel(waveform, self.features, matrix=self._mel)
+
+    def _to_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
+        inputs = {"waveform": batch["waveform"]}
+        if self.features is not None:
+            inputs["log_mel"] = batch["log_mel"] if "log_mel" in batch else self._log_mel(batch["waveform"])
+        return inputs, batch["labels"]
+
+    def _window_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
+        inputs, labels = self._to_inputs(batch)
+        return {**inputs, "clip_index": batch["clip_index"]}, labels
+
+
+def class_members(labels: np.ndarray) -> list[list[int]]:
+    """Row indices of each class with at least one positive (empty classes are dropped)."""
+    members = [np.flatnonzero(labels[:, c]).tolist() for c in range(labels.shape[1])]
+    return [m for m in members if m]
+
+
+def check_files(examples: Sequence[Example]) -> None:
+    """Strict mode: read every header first so a broken file fails before training starts."""
+    for example in examples:
+        read_audio_info(example.path)
