@@ -71,7 +71,7 @@ def peak_safe(waveform: np.ndarray) -> np.ndarray:
 def read_audio_info(path: str | Path) -> soundfile._SoundFileInfo:
     """Header information of an audio file, with lean_kd errors for bad files."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         return soundfile.info(str(path))
     except (RuntimeError, soundfile.LibsndfileError, TypeError) as exc:
@@ -85,7 +85,7 @@ def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
     with sample rate 0, zero samples, or NaN/Inf samples.
     """
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as exc:
@@ -98,7 +98,9 @@ def load_audio(path: str | Path, *, sample_rate: int) -> np.ndarray:
     return peak_safe(resample(mono, orig_rate=int(file_rate), target_rate=sample_rate))
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: str | Path) -> None:
+    """Raise AudioInputError unless ``path`` is an existing, non-empty file."""
+    path = Path(path)
     if not path.exists():
         raise AudioInputError(f"{path}: file not found")
     if not path.is_file():

@@ -10,12 +10,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from tqdm import tqdm
 
-from lean_kd.audio.io import read_audio_info
+from lean_kd.audio.io import check_file, read_audio_info
 from lean_kd.data.index import SPLITS, DatasetIndex
 from lean_kd.errors import AudioInputError
 
@@ -77,7 +76,7 @@ def inspect_dataset(
     for path in tqdm(paths, desc=f"inspect {index.name}", unit="file", disable=not progress):
         try:
             if not sample_rate_probe:
-                _check_exists(path)
+                check_file(path)
                 continue
             seconds, rate, num_channels = _probe(path)
         except (AudioInputError, OSError) as exc:
@@ -113,14 +112,6 @@ def _probe(path: str) -> tuple[float, int, int]:
     if info.frames <= 0:
         raise AudioInputError(f"{path}: the clip has zero samples")
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
-
-
-def _check_exists(path: str) -> None:
-    file = Path(path)
-    if not file.is_file():
-        raise AudioInputError(f"{path}: file not found")
-    if file.stat().st_size == 0:
-        raise AudioInputError(f"{path}: file is empty (0 bytes)")
 
 
 def _reason(exc: Exception, path: str) -> str:
@@ -181,9 +172,14 @@ def _file_lines(report: InspectReport) -> list[str]:
         lines += [
             f"Durations ({report.num_readable} readable files): total {d.total_seconds:.1f} s, "
             f"min {d.min_seconds:.2f} s, mean {d.mean_seconds:.2f} s, max {d.max_seconds:.2f} s",
-            "Sample rates: " + ", ".join(f"{r} Hz x {n}" for r, n in report.sample_rates_hz.items()),
+            "Sample rates: "
+            + ", ".join(f"{r} Hz x {n}" for r, n in report.sample_rates_hz.items()),
             "Channels: " + ", ".join(f"{c} x {n}" for c, n in report.channels.items()),
         ]
     lines.append(f"Unreadable files: {len(report.unreadable)}")
     lines += [f"  {u.path}: {u.reason}" for u in report.unreadable]
     return lines
+
+
+def _counts(counts: Mapping[int, int], *, unit: str = "") -> str:
+    return ", ".join(f"{value}{unit} x {n}" for value, n in counts.items())

@@ -26,6 +26,7 @@ from lean_kd.errors import AudioInputError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
+_DECODE_CHUNK = 16  # files per Python decode call
 
 
 class BrokenFiles:
@@ -182,25 +183,32 @@ class AudioPipeline:
         return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
 
     def _decode(self, files: tf.data.Dataset) -> tf.data.Dataset:
+        """Decode files in chunks: one Python call per chunk amortises the GIL hand-over."""
         rate, broken, strict = self.audio.sample_rate, self.broken, self.config.strict
 
-        def load(path: bytes) -> np.ndarray:
-            name = path.decode()
-            try:
-                return load_audio(name, sample_rate=rate)
-            except AudioInputError as exc:
-                if strict:
-                    raise
-                broken.add(name, str(exc))
-                return np.zeros([0], np.float32)
+        def load_chunk(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            waves = [_load_or_skip(p.decode(), rate, broken, strict) for p in paths]
+            lengths = np.array([len(w) for w in waves], np.int32)
+            padded = np.zeros([len(waves), max(1, lengths.max())], np.float32)
+            for row, wave in enumerate(waves):
+                padded[row, : len(wave)] = wave
+            return padded, lengths
 
-        def decode(item: dict) -> dict:
-            waveform = tf.numpy_function(load, [item["path"]], tf.float32, stateful=False)
-            waveform.set_shape([None])  # [samples] at the target rate
-            return {**item, "waveform": waveform}
+        def decode(chunk: dict) -> dict:
+            padded, lengths = tf.numpy_function(
+                load_chunk, [chunk["path"]], (tf.float32, tf.int32), stateful=False
+            )  # [n, max_samples], [n]
+            padded.set_shape([None, None])
+            lengths.set_shape([None])
+            return {**chunk, "padded": padded, "length": lengths}
 
-        ds = files.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
-        ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)
+        def unpad(item: dict) -> dict:
+            item = dict(item)
+            item["waveform"] = item.pop("padded")[: item.pop("length")]  # [samples]
+            return item
+
+        ds = files.batch(_DECODE_CHUNK).map(decode, num_parallel_calls=AUTOTUNE)
+        ds = ds.unbatch().filter(lambda item: item["length"] > 0).map(unpad)
         return ds.cache() if self.config.cache else ds
 
     def _crop(self, item: dict, seed: tf.Tensor, mode: str) -> dict:
@@ -251,6 +259,17 @@ class AudioPipeline:
     def _window_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
         inputs, labels = self._to_inputs(batch)
         return {**inputs, "clip_index": batch["clip_index"]}, labels
+
+
+def _load_or_skip(path: str, rate: int, broken: BrokenFiles, strict: bool) -> np.ndarray:
+    """Decoded waveform, or an empty array (recorded in ``broken``) for an unusable file."""
+    try:
+        return load_audio(path, sample_rate=rate)
+    except AudioInputError as exc:
+        if strict:
+            raise
+        broken.add(path, str(exc))
+        return np.zeros([0], np.float32)
 
 
 def class_members(labels: np.ndarray) -> list[list[int]]:

@@ -8,8 +8,9 @@ files themselves. ``load_index("esc50", root)`` is the one entry point recipes a
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lean_kd.data.adapters._common import missing_audio_files
 from lean_kd.data.adapters.esc50 import load_esc50
@@ -31,7 +32,7 @@ ADAPTERS: dict[str, Callable[..., DatasetIndex]] = {
 }
 
 
-def load_index(name: str, root: str | Path, **options: Any) -> DatasetIndex:
+def load_index(name: str, root: str | Path, /, **options: Any) -> DatasetIndex:
     """Index of dataset ``name`` (a key of :data:`ADAPTERS`) stored under ``root``.
 
     Raises DataError for an unknown name or a missing root and ConfigError for an option the

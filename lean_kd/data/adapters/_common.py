@@ -10,8 +10,8 @@ import csv
 import dataclasses
 import logging
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from lean_kd.data.index import DatasetIndex, require_columns
 from lean_kd.errors import DataError
@@ -42,7 +42,9 @@ class Row:
             return default
         raise DataError(f"{self.where()}: column {column!r} is empty")
 
-    def integer(self, column: str, *, valid: range | None = None, default: int | None = None) -> int:
+    def integer(
+        self, column: str, *, valid: range | None = None, default: int | None = None
+    ) -> int:
         raw = self.text(column, None if default is None else str(default))
         try:
             value = int(raw)

@@ -49,9 +49,12 @@ def load_esc50(root: str | Path, *, esc10_only: bool = False) -> DatasetIndex:
     for row in rows:
         filename = row.text("filename")
         target = checked_class_id(
-            row, id_column="target", name_column="category", class_names=ESC50_CLASSES,
+            row,
+            id_column="target",
+            name_column="category",
+            class_names=ESC50_CLASSES,
             item=filename,
-        )  # fmt: skip
+        )
         if esc10_only:
             if not row.boolean("esc10"):
                 continue

@@ -9,8 +9,8 @@ skipped (DataError with ``strict=True``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from lean_kd.data.adapters._common import (
     AUDIO_EXTENSIONS,

@@ -14,8 +14,8 @@ own train/val split is kept (it avoids uploader overlap); the eval set becomes `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from lean_kd.data.adapters._common import Row, existing_dir, label_ids, read_rows
 from lean_kd.data.index import DatasetIndex, Example, resolve_path

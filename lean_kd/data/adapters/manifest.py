@@ -53,8 +53,7 @@ def load_csv(
     class_names, vocabulary = _class_names(manifest, rows)
     lookup = {label: i for i, label in enumerate(class_names)}
     examples = tuple(
-        _example(row, folder=manifest.parent, lookup=lookup, vocabulary=vocabulary)
-        for row in rows
+        _example(row, folder=manifest.parent, lookup=lookup, vocabulary=vocabulary) for row in rows
     )
     if multi_label is None:
         multi_label = any(len(e.labels) > 1 for e in examples)

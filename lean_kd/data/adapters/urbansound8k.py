@@ -36,9 +36,12 @@ def load_urbansound8k(root: str | Path) -> DatasetIndex:
     for row in read_rows(root / "metadata" / "UrbanSound8K.csv", required=_COLUMNS):
         filename = row.text("slice_file_name")
         class_id = checked_class_id(
-            row, id_column="classID", name_column="class", class_names=URBANSOUND8K_CLASSES,
+            row,
+            id_column="classID",
+            name_column="class",
+            class_names=URBANSOUND8K_CLASSES,
             item=filename,
-        )  # fmt: skip
+        )
         fold = row.integer("fold", valid=URBANSOUND8K_FOLDS)
         examples.append(
             Example(
