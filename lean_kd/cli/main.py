@@ -1,7 +1,8 @@
 """The ``lean-kd`` console script.
 
-Each command group lives in its own module with a ``register(subparsers)`` function; modules
-import TensorFlow only inside their handlers so that ``lean-kd --help`` stays fast.
+Each command group lives in its own module of ``lean_kd.cli`` with a ``register(subparsers)``
+function, found automatically; modules import TensorFlow only inside their handlers so that
+``lean-kd --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -9,15 +10,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
+
+import lean_kd.cli
 
 from lean_kd.errors import LeanKDError
 
-COMMAND_MODULES = (
-    "lean_kd.cli.data",
-    "lean_kd.cli.yamnet",
-    "lean_kd.cli.demo",
-)
+
+
+def command_modules() -> list[str]:
+    """Every module of lean_kd.cli except this one, in name order."""
+    return [
+        f"lean_kd.cli.{m.name}"
+        for m in pkgutil.iter_modules(lean_kd.cli.__path__)
+        if m.name != "main" and not m.name.startswith("_")
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(subparsers)
     return parser
 
