@@ -8,9 +8,10 @@ on whole batches. A broken file is skipped and counted (``pipeline.broken``) unl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +54,32 @@ class BrokenFiles:
         return "\n".join(lines)
 
 
+@dataclasses.dataclass(frozen=True)
+class CropTable:
+    """Fixed crop offsets per example, with arrays stored per crop (e.g. teacher outputs).
+
+    ``offsets`` is ``[N, K]`` int32 (sample offsets of K crops of each of the N examples of a
+    split, in split order); every array in ``arrays`` is ``[N, K, ...]``.
+    """
+
+    offsets: np.ndarray
+    arrays: Mapping[str, np.ndarray]
+
+    def check(self, num_examples: int, *, split: str) -> None:
+        for name, values in {"offsets": self.offsets, **self.arrays}.items():
+            if values.shape[:2] != self.offsets.shape[:2] or values.shape[0] != num_examples:
+                raise DataError(
+                    f"Stored crops for split {split!r}: {name} has shape {values.shape}, expected "
+                    f"[{num_examples}, {self.offsets.shape[1]}, ...] (one row per example)"
+                )
+
+    def tensors(self) -> dict[str, tf.Tensor]:
+        """Offsets and arrays as tensors, converted once per dataset."""
+        return {"offsets": tf.constant(self.offsets, tf.int32)} | {
+            name: tf.constant(values) for name, values in self.arrays.items()
+        }
+
+
 class AudioPipeline:
     """Builds tf.data datasets for the splits of one dataset index."""
 
@@ -77,10 +104,27 @@ class AudioPipeline:
 
     # -- public datasets -------------------------------------------------------------------
     def dataset(
-        self, split: str, *, training: bool, input_context: tf.distribute.InputContext | None = None
+        self,
+        split: str,
+        *,
+        training: bool,
+        input_context: tf.distribute.InputContext | None = None,
+        crops: CropTable | None = None,
     ) -> tf.data.Dataset:
-        """Batches of fixed-length crops: random crops when training, centred otherwise."""
+        """Batches of fixed-length crops: random crops when training, centred otherwise.
+
+        With ``crops`` (e.g. from the teacher cache) each clip is cut at one of its stored
+        offsets instead (a random one when training, the middle one otherwise), and the
+        stored per-crop arrays join the inputs under their names.
+        """
         examples = self._examples(split)
+        if crops is not None:
+            crops.check(len(examples), split=split)
+            if training and self.augment.mixup_alpha > 0:
+                raise ConfigError(
+                    "mixup cannot be used with stored per-crop outputs (a mixed clip has no "
+                    "stored teacher output); set mixup_alpha to 0 or use an online teacher"
+                )
         batch_size = self._batch_size(input_context)
         seed = self.config.seed
         if training and self.config.balanced:
@@ -94,7 +138,8 @@ class AudioPipeline:
         ds = self._decode(files)
         crop_mode = "random" if training else "center"
         ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
-        ds = ds.map(lambda item, s: self._crop(item, s, crop_mode), num_parallel_calls=AUTOTUNE)
+        stored = None if crops is None else crops.tensors()
+        ds = ds.map(lambda item, s: self._crop(item, s, crop_mode, stored), num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
         if training:
             ds = self._with_batch_seeds(ds, seed + 1).map(self._augment, num_parallel_calls=AUTOTUNE)
@@ -121,14 +166,14 @@ class AudioPipeline:
                 {
                     "waveform": wins,
                     "labels": tf.repeat(item["labels"][None], n, axis=0),
-                    "clip_index": tf.repeat(item["clip_index"], n),
+                    "clip_index": tf.repeat(item["row"], n),
                 }
             )
 
-        files = self._files(examples, with_clip_index=True)
+        files = self._files(examples)
         ds = self._decode(files).flat_map(to_windows)
         ds = ds.batch(self.config.batch_size, num_parallel_calls=AUTOTUNE)
-        return ds.map(self._window_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        return ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
     def distribute(self, strategy: tf.distribute.Strategy, split: str, *, training: bool):
         """A distributed dataset: each input pipeline reads its own shard of the files."""
@@ -156,13 +201,13 @@ class AudioPipeline:
             return self.config.batch_size
         return input_context.get_per_replica_batch_size(self.config.batch_size)
 
-    def _files(self, examples: Sequence[Example], *, with_clip_index: bool = False) -> tf.data.Dataset:
+    def _files(self, examples: Sequence[Example]) -> tf.data.Dataset:
+        """Path, label vector and ``row`` (position in split order) of each example."""
         items = {
             "path": [e.path for e in examples],
             "labels": self.index.label_matrix(examples),
+            "row": np.arange(len(examples), dtype=np.int32),
         }
-        if with_clip_index:
-            items["clip_index"] = np.arange(len(examples), dtype=np.int32)
         return tf.data.Dataset.from_tensor_slices(items)
 
     def _balanced_files(self, examples: Sequence[Example], seed: int) -> tf.data.Dataset:
@@ -177,7 +222,7 @@ class AudioPipeline:
             cls = r[0] % num_classes
             members = table[cls]
             pick = members[r[1] % tf.shape(members, out_type=tf.int64)[0]]
-            return {"path": paths[pick], "labels": labels[pick]}
+            return {"path": paths[pick], "labels": labels[pick], "row": tf.cast(pick, tf.int32)}
 
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
@@ -211,18 +256,28 @@ class AudioPipeline:
         ds = ds.unbatch().filter(lambda item: item["length"] > 0).map(unpad)
         return ds.cache() if self.config.cache else ds
 
-    def _crop(self, item: dict, seed: tf.Tensor, mode: str) -> dict:
+    def _crop(self, item: dict, seed: tf.Tensor, mode: str, stored: dict[str, tf.Tensor] | None) -> dict:
         length = self.audio.clip_samples
         waveform = item["waveform"]
         short = tf.maximum(0, length - tf.shape(waveform)[0])
         waveform = tf.pad(waveform, [[0, short]])  # zero-pad clips shorter than the crop
         excess = tf.shape(waveform)[0] - length
-        if mode == "random":
+        out = {"labels": item["labels"]}
+        if stored is not None:
+            count = stored["offsets"].shape[1]
+            if mode == "random":
+                k = tf.random.stateless_uniform([], seed=seed, maxval=count, dtype=tf.int32)
+            else:
+                k = count // 2
+            picked = {name: tf.gather(values, item["row"])[k] for name, values in stored.items()}
+            offset = tf.minimum(picked.pop("offsets"), excess)
+            out.update(picked)
+        elif mode == "random":
             offset = tf.random.stateless_uniform([], seed=seed, maxval=excess + 1, dtype=tf.int32)
         else:
             offset = excess // 2
-        waveform = tf.reshape(waveform[offset : offset + length], [length])
-        return {"waveform": waveform, "labels": item["labels"]}
+        out["waveform"] = tf.reshape(waveform[offset : offset + length], [length])
+        return out
 
     @staticmethod
     def _with_batch_seeds(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
@@ -235,7 +290,7 @@ class AudioPipeline:
         mix_seed, spec_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         if cfg.mixup_alpha > 0:
             waveform, labels = mixup(waveform, labels, alpha=cfg.mixup_alpha, seed=mix_seed)
-        out = {"waveform": waveform, "labels": labels}
+        out = {**batch, "waveform": waveform, "labels": labels}
         if cfg.spec_augment and self.features is not None:
             out["log_mel"] = spec_augment(
                 self._log_mel(waveform),
@@ -251,14 +306,10 @@ class AudioPipeline:
         return compute_log_mel(waveform, self.features, matrix=self._mel)
 
     def _to_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
-        inputs = {"waveform": batch["waveform"]}
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "log_mel")}
         if self.features is not None:
             inputs["log_mel"] = batch["log_mel"] if "log_mel" in batch else self._log_mel(batch["waveform"])
         return inputs, batch["labels"]
-
-    def _window_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
-        inputs, labels = self._to_inputs(batch)
-        return {**inputs, "clip_index": batch["clip_index"]}, labels
 
 
 def _load_or_skip(path: str, rate: int, broken: BrokenFiles, strict: bool) -> np.ndarray:

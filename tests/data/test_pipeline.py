@@ -205,3 +205,35 @@ def test_sharding_splits_files_between_input_pipelines(ramp_index):
         assert len(waves) == 2  # per-replica batch 1, half of the four training files each
         seen += [round(float(w[np.flatnonzero(w)[0]]), 1) for w in waves]
     assert sorted(seen) == [0.1, 0.2, 0.3, 0.4]
+
+
+def test_stored_crops_cut_at_their_offsets_and_carry_their_arrays(ramp_index):
+    from lean_kd.data.pipeline import CropTable
+
+    # four training clips, two stored crops each; "score" encodes (clip, crop)
+    offsets = np.array([[0, 0], [0, 1000], [100, 900], [0, 1000]], np.int32)
+    score = np.arange(8, dtype=np.float32).reshape(4, 2, 1)
+    crops = CropTable(offsets, {"teacher_logits": score})
+    pl = pipeline(ramp_index, batch_size=4, shuffle_buffer=0)
+    (inputs, _), = list(pl.dataset("train", training=False, crops=crops))
+    # evaluation takes the middle stored crop (k = 1)
+    np.testing.assert_array_equal(inputs["teacher_logits"].numpy()[:, 0], [1, 3, 5, 7])
+    np.testing.assert_allclose(inputs["waveform"].numpy()[2, 0], 0.3 + 900 / 1e5, atol=1e-6)
+    seen = set()
+    train = pl.dataset("train", training=True, crops=crops)
+    for _ in range(5):  # epochs
+        (inputs, _), = list(train)
+        for wave, logit in zip(inputs["waveform"].numpy(), inputs["teacher_logits"].numpy()[:, 0]):
+            clip, k = divmod(int(logit), 2)
+            start = offsets[clip, k] if clip else 0
+            np.testing.assert_allclose(wave[0], (clip + 1) / 10 + start / 1e5, atol=1e-6)
+            seen.add(int(logit))
+    assert len(seen) > 4  # random crop choice over epochs
+
+
+def test_stored_crops_of_the_wrong_size_are_rejected(ramp_index):
+    from lean_kd.data.pipeline import CropTable
+
+    crops = CropTable(np.zeros([3, 2], np.int32), {"teacher_logits": np.zeros([3, 2, 1], np.float32)})
+    with pytest.raises(DataError, match="one row per example"):
+        pipeline(ramp_index).dataset("train", training=True, crops=crops)
