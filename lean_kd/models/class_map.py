@@ -36,7 +36,9 @@ class ClassMap:
         for table in (self.display_names, self.mids):
             if name_or_mid in table:
                 return table.index(name_or_mid)
-        raise ModelError(f"Unknown AudioSet class {name_or_mid!r}: not a display name or mid of this class map")
+        raise ModelError(
+            f"Unknown AudioSet class {name_or_mid!r}: not a display name or mid of this class map"
+        )
 
     def top_k(self, scores: np.ndarray, k: int) -> list[tuple[int, str, float]]:
         """The ``k`` best classes of a ``[classes]`` score vector as (index, name, score)."""

@@ -33,7 +33,9 @@ def padded_samples(num_samples: int, config: LogMelConfig) -> int:
 
 def num_patches(num_samples: int, config: LogMelConfig) -> int:
     """Patches YAMNet makes from ``num_samples`` (after padding); always >= 1."""
-    return 1 + (padded_samples(num_samples, config) - min_patch_samples(config)) // patch_hop_samples(config)
+    return 1 + (
+        padded_samples(num_samples, config) - min_patch_samples(config)
+    ) // patch_hop_samples(config)
 
 
 class _FrontendLayer(keras.layers.Layer):
@@ -41,7 +43,9 @@ class _FrontendLayer(keras.layers.Layer):
 
     def __init__(self, config: LogMelConfig | dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.config = config if isinstance(config, LogMelConfig) else from_dict(LogMelConfig, config)
+        self.config = (
+            config if isinstance(config, LogMelConfig) else from_dict(LogMelConfig, config)
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "config": to_dict(self.config)}
