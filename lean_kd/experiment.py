@@ -1,0 +1,183 @@
+"""From a recipe to data, models and runs: what ``lean-kd train / distill / cache-teacher`` do.
+
+Each function takes the recipe and returns plain objects, so the CLI, the ``lean-kd run``
+pipeline and the benchmark scripts share one code path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from lean_kd._keras import keras
+from lean_kd.data.adapters import load_index
+from lean_kd.data.index import DatasetIndex
+from lean_kd.data.pipeline import AudioPipeline
+from lean_kd.distill.distiller import Distiller
+from lean_kd.distill.losses import build_loss
+from lean_kd.distill.teacher_cache import TeacherCache, build_teacher_cache
+from lean_kd.errors import ConfigError, DataError
+from lean_kd.metrics import evaluate_scores
+from lean_kd.recipe import ModelSection, Recipe
+from lean_kd.training import FitResult, fit, get_strategy
+
+logger = logging.getLogger(__name__)
+
+
+def load_data(recipe: Recipe) -> DatasetIndex:
+    """The recipe's dataset index with its splits formed (folds or a validation fraction)."""
+    data = recipe.data
+    if not data.root:
+        raise ConfigError("data.root is empty; set it in the recipe or with --data")
+    if not Path(data.root).exists():
+        raise DataError(f"Dataset root {data.root} does not exist (data.root in the recipe)")
+    index = load_index(data.dataset, data.root, **dict(data.options))
+    if data.test_folds or data.val_folds:
+        index = index.with_folds(test_folds=data.test_folds, val_folds=data.val_folds)
+    if data.val_fraction:
+        index = index.with_validation(fraction=data.val_fraction, seed=recipe.pipeline.seed)
+    for split in ("train", "val"):
+        if not index.split(split):
+            raise DataError(
+                f"Dataset {index.name} at {data.root} has no {split!r} examples; "
+                "set data.val_fraction or data.val_folds"
+            )
+    return index
+
+
+def make_pipeline(recipe: Recipe, index: DatasetIndex) -> AudioPipeline:
+    """Waveform batches (models carry their own log-mel frontend)."""
+    return AudioPipeline(index, audio=recipe.audio, features=None, pipeline=recipe.pipeline, augment=recipe.augment)
+
+
+def model_from_section(section: ModelSection, recipe: Recipe, index: DatasetIndex) -> keras.Model:
+    """Load ``section.checkpoint`` when set, else build ``section.name`` for the recipe's data."""
+    if section.checkpoint:
+        return load_model(section.checkpoint)
+    from lean_kd.models.registry import build
+
+    options: dict[str, Any] = {
+        "sample_rate": recipe.audio.sample_rate,
+        "clip_seconds": recipe.audio.clip_seconds,
+        "multi_label": index.multi_label,
+        **dict(section.options),
+    }
+    return build(section.name, index.num_classes, **options)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """A saved lean_kd model (``.keras``, ``.h5`` or SavedModel folder), with a clear error."""
+    import lean_kd.models.registry as registry
+
+    registry.names()  # import every model module so custom layers are registered
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"Model checkpoint {path} does not exist")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a loadable Keras model ({exc})") from None
+
+
+def default_loss(index: DatasetIndex, *, distill: bool) -> list[Mapping[str, Any]]:
+    """CE / BCE for plain training; Hinton KD / multi-label KD for distillation."""
+    if distill:
+        return [{"name": "multilabel_kd" if index.multi_label else "hinton_kd"}]
+    return [{"name": "bce" if index.multi_label else "ce"}]
+
+
+def train(recipe: Recipe, run_dir: Path, *, strategy: str = "default", verbose: Any = "auto") -> FitResult:
+    """Fine-tune (or train from scratch) the recipe's teacher with a supervised loss."""
+    index = load_data(recipe)
+    pipeline = make_pipeline(recipe, index)
+    loss = build_loss(list(recipe.teacher_loss) or default_loss(index, distill=False))
+    if loss.needs_teacher:
+        raise ConfigError("teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself")
+    with get_strategy(strategy).scope():
+        model = model_from_section(recipe.teacher, recipe, index)
+        distiller = Distiller(model, loss)
+    result = fit(distiller, pipeline, recipe.teacher_training, run_dir, multi_label=index.multi_label, verbose=verbose)
+    _write_evaluation(result, pipeline)
+    return result
+
+
+def cache_teacher(recipe: Recipe, teacher_path: Path, out_dir: Path) -> TeacherCache:
+    """Run the teacher once over train and val and store its outputs."""
+    index = load_data(recipe)
+    teacher = load_model(teacher_path)
+    build_teacher_cache(
+        teacher,
+        index,
+        out_dir,
+        audio=recipe.audio,
+        teacher_name=str(teacher_path),
+        crops_per_clip=recipe.cache.crops_per_clip,
+        strict=recipe.pipeline.strict,
+    )
+    return TeacherCache(out_dir, index=index)
+
+
+def distill(
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    teacher_path: Path | None = None,
+    cache_dir: Path | None = None,
+    strategy: str = "default",
+    verbose: Any = "auto",
+) -> FitResult:
+    """Train the recipe's student from labels and the teacher (online, or from its cache)."""
+    index = load_data(recipe)
+    pipeline = make_pipeline(recipe, index)
+    loss = build_loss(list(recipe.loss) or default_loss(index, distill=True))
+    crops = val_crops = teacher = None
+    if loss.needs_teacher and cache_dir is not None:
+        cache = TeacherCache(cache_dir, index=index)
+        crops, val_crops = cache.crop_table(index.split("train")), cache.crop_table(index.split("val"))
+    with get_strategy(strategy).scope():
+        if loss.needs_teacher and crops is None:
+            path = teacher_path or recipe.teacher.checkpoint
+            if not path:
+                raise ConfigError("Distillation needs a teacher: give --teacher, teacher.checkpoint or a cache")
+            teacher = load_model(path)
+        student = model_from_section(recipe.student, recipe, index)
+        distiller = Distiller(student, loss, teacher)
+    result = fit(
+        distiller, pipeline, recipe.training, run_dir, multi_label=index.multi_label,
+        crops=crops, val_crops=val_crops, verbose=verbose,
+    )
+    _write_evaluation(result, pipeline)
+    return result
+
+
+def evaluate_keras(model: keras.Model, pipeline: AudioPipeline, split: str) -> dict[str, Any]:
+    """Clip-level metrics of ``model`` on ``split`` (1 s windows, 50 % overlap, mean scores)."""
+    from lean_kd.models.inference import dataset_clip_scores
+
+    scores, labels = dataset_clip_scores(model, pipeline.windows(split))
+    return evaluate_scores(scores, labels, multi_label=pipeline.index.multi_label)
+
+
+def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
+    """metrics.json beside the checkpoints: the best model on val and test (when present)."""
+    model = load_model(result.best_path)
+    report = {"epochs_run": result.epochs_run, "parameters": int(model.count_params())}
+    for split in ("val", "test"):
+        if pipeline.index.split(split):
+            report[split] = evaluate_keras(model, pipeline, split)
+    path = result.run_dir / "metrics.json"
+    tmp = path.with_name(".metrics.json.tmp")
+    tmp.write_text(json.dumps(report, indent=1, allow_nan=False))
+    tmp.replace(path)
+    logger.info(
+        "best model: val mAP %.4f%s", report["val"]["map"],
+        f", test mAP {report['test']['map']:.4f}" if "test" in report else "",
+    )
+
+
+__all__ = ["load_data", "make_pipeline", "train", "distill", "cache_teacher", "evaluate_keras", "load_model"]

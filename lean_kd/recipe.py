@@ -1,0 +1,125 @@
+"""Recipes: one YAML file that says what to train, on which data, and how.
+
+A recipe is plain data (``yaml.safe_load``) mapped onto frozen dataclasses; unknown keys are
+errors. Sections::
+
+    data:      dataset adapter, root, splits (test/val folds or a validation fraction)
+    audio:     sample rate, crop length, evaluation windows      (lean_kd.config.AudioConfig)
+    pipeline:  batch size, shuffling, balanced sampling, strict  (lean_kd.config.PipelineConfig)
+    augment:   mixup, SpecAugment                                 (lean_kd.config.AugmentConfig)
+    teacher:   {name, options, checkpoint}: the model to fine-tune or to learn from
+    student:   {name, options}: the model to distill into
+    loss:      list of {name, weight, ...} (lean_kd.distill.losses.build_loss)
+    training:  optimizer, learning rate, schedule, epochs, early stopping, monitor
+    cache:     teacher-output cache settings
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig, from_dict, load_yaml
+from lean_kd.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSection:
+    """Which dataset, where, and how its splits are formed."""
+
+    dataset: str = "csv"
+    root: str = ""
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # adapter options
+    test_folds: tuple[int, ...] = ()  # fold-based datasets (ESC-50, UrbanSound8K)
+    val_folds: tuple[int, ...] = ()
+    val_fraction: float = 0.0  # carve a validation split from train when the data has none
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """A registered model and its options, optionally initialised from a checkpoint."""
+
+    name: str = "mobilenet_v2"
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    checkpoint: str = ""  # a saved Keras model to load instead of building
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSection:
+    """Optimisation settings for Keras ``fit``."""
+
+    epochs: int = 10
+    steps_per_epoch: int = 0  # 0: one pass over the training split
+    optimizer: str = "adam"  # adam | adamw
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4  # adamw only
+    schedule: str = "constant"  # constant | cosine | exponential
+    warmup_epochs: float = 0.0
+    decay_rate: float = 0.5  # exponential: factor per decay_epochs
+    decay_epochs: float = 10.0
+    early_stopping_patience: int = 0  # 0: off
+    monitor: str = "val_map"  # val_map | val_auc_pr | val_loss
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ConfigError(f"training.epochs must be > 0, got {self.epochs}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"training.optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine", "exponential"):
+            raise ConfigError(
+                f"training.schedule must be 'constant', 'cosine' or 'exponential', got {self.schedule!r}"
+            )
+        if self.monitor not in ("val_map", "val_auc_pr", "val_loss"):
+            raise ConfigError(
+                f"training.monitor must be 'val_map', 'val_auc_pr' or 'val_loss', got {self.monitor!r}"
+            )
+        if not self.learning_rate > 0:
+            raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheSection:
+    """Teacher-output cache: used for distillation when ``enabled``."""
+
+    enabled: bool = False
+    crops_per_clip: int = 4
+    directory: str = ""  # default: <run dir>/teacher_cache
+
+    def __post_init__(self) -> None:
+        if self.crops_per_clip <= 0:
+            raise ConfigError(f"cache.crops_per_clip must be > 0, got {self.crops_per_clip}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything one training or distillation run needs."""
+
+    name: str = "recipe"
+    data: DataSection = DataSection()
+    audio: AudioConfig = AudioConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    augment: AugmentConfig = AugmentConfig()
+    teacher: ModelSection = ModelSection()
+    student: ModelSection = ModelSection()
+    teacher_loss: tuple[Mapping[str, Any], ...] = ()  # default: ce / bce
+    loss: tuple[Mapping[str, Any], ...] = ()  # distillation loss; default: hinton_kd / multilabel_kd
+    teacher_training: TrainingSection = TrainingSection()
+    training: TrainingSection = TrainingSection()
+    cache: CacheSection = CacheSection()
+
+
+def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
+    """Read a recipe; ``overrides`` replace top-level sections (e.g. ``data={"root": ...}``)."""
+    raw = load_yaml(path)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(raw.get(key), Mapping):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return from_dict(Recipe, raw, where=str(path))

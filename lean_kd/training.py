@@ -1,0 +1,202 @@
+"""Keras ``fit`` for teachers and students: optimizer, schedule, callbacks, resume.
+
+Both teacher fine-tuning (``lean-kd train``) and distillation (``lean-kd distill``) train a
+:class:`lean_kd.distill.distiller.Distiller`; a plain run is a Distiller whose loss has no
+teacher term. A run directory holds::
+
+    best.keras      the student with the best validation ``monitor`` so far
+    final.keras     the student after the last epoch
+    history.csv     one row per epoch (continued, not restarted, on resume)
+    backup/         BackupAndRestore state: rerun the same command after a kill to continue
+    tensorboard/    TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+from lean_kd._keras import keras, tf
+from lean_kd.data.pipeline import AudioPipeline, CropTable
+from lean_kd.distill.distiller import Distiller
+from lean_kd.errors import ConfigError
+from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd.recipe import TrainingSection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What a finished run left behind."""
+
+    run_dir: Path
+    best_path: Path
+    final_path: Path
+    history: dict[str, list[float]]
+    epochs_run: int
+
+
+def make_optimizer(training: TrainingSection, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam or AdamW with the recipe's learning-rate schedule (warm-up, cosine, exponential)."""
+    rate: Any = training.learning_rate
+    total = max(1, training.epochs * steps_per_epoch)
+    warmup = int(training.warmup_epochs * steps_per_epoch)
+    if training.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else training.learning_rate,
+            decay_steps=max(1, total - warmup),
+            warmup_target=training.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif training.schedule == "exponential":
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            training.learning_rate,
+            decay_steps=max(1, int(training.decay_epochs * steps_per_epoch)),
+            decay_rate=training.decay_rate,
+        )
+    if training.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=training.weight_decay)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def get_strategy(name: str) -> tf.distribute.Strategy:
+    """'default' (one device), 'mirrored' (all local devices) or 'multiworker' (TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"Unknown strategy {name!r}; expected 'default', 'mirrored' or 'multiworker'")
+
+
+def student_metrics(multi_label: bool) -> list:
+    """Validation metrics on the student's logits: exact mAP and AUC-PR (+ accuracy)."""
+    activation = "sigmoid" if multi_label else "softmax"
+    metrics = [MeanAveragePrecision(name="map", activation=activation), AUCPR(name="auc_pr", activation=activation)]
+    if not multi_label:
+        metrics.append(keras.metrics.CategoricalAccuracy(name="accuracy"))
+    return metrics
+
+
+class BestStudentCheckpoint(keras.callbacks.Callback):
+    """Saves the Distiller's student whenever ``monitor`` improves (atomically).
+
+    ``best`` starts from the history of an interrupted run, so a resumed run does not overwrite
+    a better checkpoint with a worse one.
+    """
+
+    def __init__(self, path: Path, *, monitor: str, best: float | None = None) -> None:
+        super().__init__()
+        self.path, self.monitor = Path(path), monitor
+        self.lower_is_better = monitor == "val_loss"
+        self.best = best
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None or math.isnan(value):
+            return
+        improved = self.best is None or (value < self.best if self.lower_is_better else value > self.best)
+        if improved:
+            self.best = float(value)
+            save_model(self.model.student, self.path)
+            logger.info("epoch %d: %s improved to %.4f, saved %s", epoch + 1, self.monitor, value, self.path)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a Keras model atomically: a crash never leaves a truncated file at ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save(tmp)
+    tmp.replace(path)
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv -> {column: values} (empty when the file does not exist)."""
+    if not Path(path).is_file():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
+
+
+def fit(
+    distiller: Distiller,
+    pipeline: AudioPipeline,
+    training: TrainingSection,
+    run_dir: Path,
+    *,
+    multi_label: bool,
+    crops: CropTable | None = None,
+    val_crops: CropTable | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> FitResult:
+    """Compile and ``fit`` ``distiller`` on ``pipeline``'s train/val splits into ``run_dir``.
+
+    Rerunning with the same ``run_dir`` after an interruption resumes from the last finished
+    epoch (BackupAndRestore); a finished run is started afresh.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    backup, history_path = run_dir / "backup", run_dir / "history.csv"
+    if not (backup.is_dir() and any(backup.iterdir())):  # fresh: forget a finished run's logs
+        history_path.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+    previous = read_history(history_path).get(training.monitor, [])
+    best = (min if training.monitor == "val_loss" else max)(previous) if previous else None
+
+    keras.utils.set_random_seed(training.seed)
+    distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
+    steps = training.steps_per_epoch or pipeline.steps("train", training=True)  # for schedules
+    if steps <= 0:
+        raise ConfigError(
+            f"The training split has fewer examples than one batch ({pipeline.config.batch_size}); "
+            "lower pipeline.batch_size"
+        )
+    distiller.compile(optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label))
+    train = pipeline.dataset("train", training=True, crops=crops)
+    if training.steps_per_epoch:  # fixed-length epochs over an endless stream
+        train = train.repeat()
+    val = pipeline.dataset("val", training=False, crops=val_crops)
+    best_path = run_dir / "best.keras"
+    all_callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        BestStudentCheckpoint(best_path, monitor=training.monitor, best=best),
+        *_early_stopping(training),
+        *callbacks,
+    ]
+    distiller.fit(
+        train,
+        validation_data=val,
+        epochs=training.epochs,
+        steps_per_epoch=training.steps_per_epoch or None,
+        callbacks=all_callbacks,
+        verbose=verbose,
+    )
+    final_path = run_dir / "final.keras"
+    save_model(distiller.student, final_path)
+    if not best_path.exists():  # the monitor was never defined: keep the final model
+        shutil.copyfile(final_path, best_path)
+    history = read_history(history_path)
+    return FitResult(run_dir, best_path, final_path, history, len(next(iter(history.values()), [])))
+
+
+def _early_stopping(training: TrainingSection) -> list[keras.callbacks.Callback]:
+    if not training.early_stopping_patience:
+        return []
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor=training.monitor,
+            mode="min" if training.monitor == "val_loss" else "max",
+            patience=training.early_stopping_patience,
+        )
+    ]

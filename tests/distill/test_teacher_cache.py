@@ -1,0 +1,99 @@
+"""Teacher cache: offsets, fingerprints, resume, and cached == online losses."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import tiny_model
+
+from lean_kd._keras import tf
+from lean_kd.config import AudioConfig, PipelineConfig
+from lean_kd.data.adapters import load_index
+from lean_kd.data.pipeline import AudioPipeline
+from lean_kd.data.synth import SynthConfig, synthesize
+from lean_kd.distill.losses import build_loss
+from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache, crop_offsets
+from lean_kd.errors import DataError
+
+AUDIO = AudioConfig(clip_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=8), progress=False)
+    return load_index("csv", root)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return tiny_model(3, width=16, seed=1, name="teacher")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory, teacher, index):
+    out = tmp_path_factory.mktemp("cache")
+    return build_teacher_cache(teacher, index, out, audio=AUDIO, teacher_name="tiny", crops_per_clip=3, shard_size=5, progress=False)
+
+
+def test_crop_offsets_spread_over_the_clip():
+    np.testing.assert_array_equal(crop_offsets(3000, clip_samples=1000, crops=3), [0, 1000, 2000])
+    np.testing.assert_array_equal(crop_offsets(500, clip_samples=1000, crops=3), [0, 0, 0])
+
+
+def test_cache_holds_every_train_and_val_example(cache_dir, index):
+    meta = json.loads((cache_dir / META_FILE).read_text())
+    examples = index.split("train") + index.split("val")
+    assert meta["num_shards"] == -(-len(examples) // 5)
+    table = TeacherCache(cache_dir, index=index).crop_table(index.split("train"))
+    assert table.offsets.shape == (len(index.split("train")), 3)
+    assert table.arrays["teacher_logits"].shape == (len(index.split("train")), 3, 3)
+    assert table.arrays["teacher_embeddings"].shape[-1] == 16
+
+
+def test_cached_and_online_losses_are_equal_on_the_same_batch(cache_dir, index, teacher):
+    cache = TeacherCache(cache_dir, index=index)
+    pipeline = AudioPipeline(index, audio=AUDIO, features=None, pipeline=PipelineConfig(batch_size=8, seed=4))
+    inputs, labels = next(iter(pipeline.dataset("train", training=True, crops=cache.crop_table(index.split("train")))))
+    student = tiny_model(3, seed=2, name="student")(inputs["waveform"])
+    loss = build_loss([{"name": "hinton_kd", "temperature": 2.0}, {"name": "pkt", "weight": 1.0}])
+    cached = {"logits": inputs["teacher_logits"], "embeddings": inputs["teacher_embeddings"]}
+    online = teacher(inputs["waveform"], training=False)
+    np.testing.assert_allclose(cached["logits"].numpy(), online["logits"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        loss(labels, student, cached).numpy(), loss(labels, student, online).numpy(), rtol=1e-5
+    )
+
+
+def test_interrupted_build_resumes_and_reuses_shards(tmp_path, teacher, index, cache_dir):
+    out = tmp_path / "cache"
+    out.mkdir()
+    first = sorted(cache_dir.glob("shard-*.npz"))[0]
+    (out / first.name).write_bytes(first.read_bytes())  # as if killed after shard 0
+    marker = np.load(out / first.name)["logits"].copy()
+    build_teacher_cache(teacher, index, out, audio=AUDIO, teacher_name="tiny", crops_per_clip=3, shard_size=5, progress=False)
+    assert (out / META_FILE).is_file()
+    np.testing.assert_array_equal(np.load(out / first.name)["logits"], marker)
+    assert len(list(out.glob("shard-*.npz"))) == len(list(cache_dir.glob("shard-*.npz")))
+
+
+def test_cache_from_another_dataset_or_class_list_is_rejected(cache_dir, index, tmp_path):
+    other_root = tmp_path / "other"
+    synthesize(other_root, SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=8, seed=9), progress=False)
+    with pytest.raises(DataError, match="another dataset"):
+        TeacherCache(cache_dir, index=load_index("csv", other_root))
+    renamed = load_index("csv", other_root).__class__(
+        name="x", class_names=("a", "b", "c"), examples=index.examples
+    )
+    with pytest.raises(DataError, match="classes"):
+        TeacherCache(cache_dir, index=renamed)
+
+
+def test_incomplete_cache_is_reported(tmp_path, index):
+    with pytest.raises(DataError, match="missing or incomplete"):
+        TeacherCache(tmp_path, index=index)
+
+
+def test_examples_outside_the_cached_splits(cache_dir, index):
+    with pytest.raises(DataError, match="not in the teacher cache"):
+        TeacherCache(cache_dir, index=index).crop_table(index.split("test"))

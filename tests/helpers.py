@@ -1,0 +1,23 @@
+"""Tiny contract models shared by tests (importable as ``helpers``)."""
+
+from __future__ import annotations
+
+from lean_kd._keras import keras
+from lean_kd.audio.features import YAMNET_PRESET, LogMelSpectrogram
+from lean_kd.models.contract import ModelSpec, contract_outputs, waveform_input
+
+
+def tiny_model(num_classes: int, *, num_samples: int = 16000, width: int = 8, seed: int = 0, name: str = "tiny"):
+    """Waveform -> log-mel -> one conv -> mean pooling: a contract model that trains in seconds."""
+    keras.utils.set_random_seed(seed)
+    spec = ModelSpec(num_classes, num_samples=num_samples)
+    waveform = waveform_input(spec)
+    log_mel = LogMelSpectrogram(YAMNET_PRESET)(waveform)  # [B, frames, 64]
+    x = keras.layers.Reshape((-1, 64, 1))(log_mel)
+    x = keras.layers.Rescaling(0.25, offset=1.0)(x)
+    x = keras.layers.Conv2D(width, 5, strides=2, activation="relu")(x)  # [B, frames/2, 30, width]
+    x = keras.layers.MaxPooling2D((4, 2))(x)
+    x = keras.layers.Flatten()(x)
+    embeddings = keras.layers.Dense(2 * width, activation="relu")(x)
+    logits = keras.layers.Dense(num_classes)(embeddings)
+    return keras.Model(waveform, contract_outputs(spec, logits=logits, embeddings=embeddings), name=name)

@@ -1,0 +1,135 @@
+"""Keras fit runs: recipes end to end, resume after interruption, tf.distribute."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers import tiny_model
+
+from lean_kd import experiment
+from lean_kd.config import PipelineConfig
+from lean_kd.data.synth import SynthConfig, synthesize
+from lean_kd.errors import ConfigError, DataError
+from lean_kd.recipe import CacheSection, DataSection, ModelSection, Recipe, TrainingSection, load_recipe
+from lean_kd.training import save_model
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """A recipe over a small synthetic dataset whose models are tiny saved checkpoints."""
+    root = tmp_path_factory.mktemp("run")
+    synthesize(root / "data", SynthConfig(classes=("siren", "knock", "rain", "whistle"), clips_per_class=10), progress=False)
+    save_model(tiny_model(4, width=16, seed=0, name="teacher"), root / "teacher_init.keras")
+    save_model(tiny_model(4, width=4, seed=1, name="student"), root / "student_init.keras")
+    return Recipe(
+        data=DataSection(dataset="csv", root=str(root / "data")),
+        pipeline=PipelineConfig(batch_size=8, cache=True),
+        teacher=ModelSection(checkpoint=str(root / "teacher_init.keras")),
+        student=ModelSection(checkpoint=str(root / "student_init.keras")),
+        teacher_training=TrainingSection(epochs=3, learning_rate=3e-3),
+        training=TrainingSection(epochs=2, learning_rate=3e-3, schedule="cosine", warmup_epochs=0.5),
+        cache=CacheSection(crops_per_clip=2),
+    )
+
+
+def test_train_cache_and_distill_end_to_end(recipe, tmp_path):
+    teacher = experiment.train(recipe, tmp_path / "teacher", verbose=0)
+    assert teacher.epochs_run == 3 and teacher.best_path.is_file()
+    metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["map"] <= 1 and metrics["test"]["num_examples"] > 0
+    experiment.cache_teacher(recipe, teacher.best_path, tmp_path / "cache")
+    student = experiment.distill(recipe, tmp_path / "student", cache_dir=tmp_path / "cache", verbose=0)
+    assert student.epochs_run == 2
+    assert {"kd", "ce", "val_map"} <= set(student.history)
+    assert (tmp_path / "student" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+class StopAfterEpoch(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_and_continues_its_history(recipe, tmp_path):
+    from lean_kd._keras import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise StopAfterEpoch()
+
+    three_epochs = Recipe(**{**recipe.__dict__, "teacher_training": TrainingSection(epochs=3, learning_rate=3e-3)})
+    index = experiment.load_data(three_epochs)
+    pipeline = experiment.make_pipeline(three_epochs, index)
+    from lean_kd.distill.distiller import Distiller
+    from lean_kd.distill.losses import build_loss
+    from lean_kd.training import fit
+
+    def distiller():
+        return Distiller(experiment.model_from_section(three_epochs.teacher, three_epochs, index), build_loss([{"name": "ce"}]))
+
+    with pytest.raises(StopAfterEpoch):
+        fit(distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, callbacks=[Interrupt()], verbose=0)
+    assert (tmp_path / "history.csv").read_text().count("\n") == 2  # header + epoch 0
+    result = fit(distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0)
+    assert result.epochs_run == 3
+    assert result.history["epoch"] == [0.0, 1.0, 2.0]
+    # a finished run is not resumed: running again starts afresh
+    again = fit(distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0)
+    assert again.history["epoch"] == [0.0, 1.0, 2.0]
+
+
+def test_recipe_errors_come_before_training(tmp_path, recipe):
+    path = tmp_path / "r.yaml"
+    path.write_text("training:\n  epochz: 3\n")
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['epochz'\\]"):
+        load_recipe(path)
+    missing = Recipe(data=DataSection(dataset="csv", root=str(tmp_path / "nowhere")))
+    with pytest.raises(DataError, match="nowhere does not exist"):
+        experiment.train(missing, tmp_path / "run")
+    bad_teacher = Recipe(**{**recipe.__dict__, "student": ModelSection(checkpoint=str(tmp_path / "none.keras"))})
+    with pytest.raises(ConfigError, match="none.keras does not exist"):
+        experiment.distill(bad_teacher, tmp_path / "run2", teacher_path=Path(recipe.teacher.checkpoint))
+
+
+DISTRIBUTED = textwrap.dedent(
+    """
+    import os, sys, json
+    sys.path.insert(0, sys.argv[2])
+    from lean_kd._keras import tf, keras
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+    )
+    from helpers import tiny_model
+    from lean_kd.distill.distiller import Distiller
+    from lean_kd.distill.losses import build_loss
+    from lean_kd.training import get_strategy, student_metrics
+    import numpy as np
+    strategy = get_strategy("mirrored")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 16000)).astype("float32") * 0.1
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 64)]
+    x[y[:, 0] == 1] *= 5.0  # class 0 is loud: learnable
+    data = tf.data.Dataset.from_tensor_slices(({"waveform": x}, y)).batch(16)
+    with strategy.scope():
+        teacher = tiny_model(3, width=8, name="teacher")
+        distiller = Distiller(tiny_model(3, seed=1), build_loss([{"name": "hinton_kd"}, {"name": "pkt"}]), teacher)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=student_metrics(False))
+    history = distiller.fit(data, epochs=4, verbose=0).history
+    json.dump({"replicas": strategy.num_replicas_in_sync, "loss": history["loss"]}, open(sys.argv[1], "w"))
+    """
+)
+
+
+@pytest.mark.heavy
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = tmp_path / "distributed.py"
+    script.write_text(DISTRIBUTED)
+    out = tmp_path / "out.json"
+    tests_dir = Path(__file__).parent
+    subprocess.run([sys.executable, str(script), str(out), str(tests_dir)], check=True, timeout=600)
+    result = json.loads(out.read_text())
+    assert result["replicas"] == 2
+    assert result["loss"][-1] < result["loss"][0]
