@@ -15,7 +15,7 @@ export LEAN_KD_SHARED_DATA ?= $(SHARED)/datasets
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean bench-arm64
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
+
+# Opt-in: the Raspberry Pi runner under qemu arm64 user-mode emulation (needs apt; ~5 min).
+bench-arm64: $(STAMP)
+	bash export/raspberry_pi/arm64_check.sh
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

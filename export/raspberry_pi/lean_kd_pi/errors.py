@@ -1,0 +1,29 @@
+"""The runner's errors: one line for the user, exit code 2, never a traceback.
+
+The names match lean_kd's (lean_kd/errors.py) so that code copied from lean_kd raises the same
+kind of error here.
+"""
+
+
+class RunnerError(Exception):
+    """Base class of every error the runner raises on purpose."""
+
+
+class ConfigError(RunnerError, ValueError):
+    """An option has an invalid value."""
+
+
+class AudioInputError(RunnerError, ValueError):
+    """An audio file cannot be used (missing, unreadable, wrong sample rate under --strict)."""
+
+
+class DataError(RunnerError, ValueError):
+    """A dataset folder or manifest is malformed (missing column, unknown label, no files)."""
+
+
+class ModelError(RunnerError, ValueError):
+    """A model file is missing, unreadable, or does not take a float32 waveform."""
+
+
+class DeviceError(RunnerError, RuntimeError):
+    """The microphone (or the sounddevice package) is not available."""

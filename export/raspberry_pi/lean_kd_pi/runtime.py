@@ -1,0 +1,146 @@
+"""The TFLite runtime (ai-edge-litert, else tflite-runtime), the classifier wrapper and labels."""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, ModelError
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+
+    RUNTIME = "ai_edge_litert"
+except ImportError:  # older boards: the tflite-runtime wheel
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        RUNTIME = "tflite_runtime"
+    except ImportError:
+        RUNTIME = None
+
+        class Interpreter:  # type: ignore[no-redef]
+            """Stands in when no runtime is installed, so that loading a model says what to do."""
+
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                raise ModelError(
+                    "no TFLite runtime installed: pip install ai-edge-litert "
+                    "(or tflite-runtime); see requirements.txt"
+                )
+
+
+def runtime_name() -> str:
+    """``"ai_edge_litert 2.3.0"``, ``"tflite_runtime 2.14.0"`` or ``"none"``."""
+    if RUNTIME is None:
+        return "none"
+    try:
+        return f"{RUNTIME} {importlib.metadata.version(RUNTIME.replace('_', '-'))}"
+    except importlib.metadata.PackageNotFoundError:
+        return RUNTIME
+
+
+def is_emulated() -> bool:
+    """True under qemu user-mode emulation: an ARM Python that sees an x86 host's /proc/cpuinfo."""
+    if not platform.machine().lower().startswith(("aarch64", "arm")):
+        return False
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "GenuineIntel" in cpuinfo or "AuthenticAMD" in cpuinfo
+
+
+def device_name() -> str | None:
+    """The board's name (``Raspberry Pi 4 Model B Rev 1.4``) from the device tree, if any."""
+    try:
+        return Path("/proc/device-tree/model").read_bytes().rstrip(b"\0").decode() or None
+    except OSError:
+        return None
+
+
+def host_info(*, emulated: bool) -> dict:
+    """The ``host`` object of the report schema."""
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "runtime": runtime_name(),
+        "emulated": bool(emulated or is_emulated()),
+        "device": device_name(),
+    }
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a text file (one per line) or a CSV with a ``display_name`` column.
+
+    The CSV form reads YAMNet's ``yamnet_class_map.csv`` (index, mid, display_name).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: labels file not found")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        if not rows or "display_name" not in rows[0]:
+            raise ConfigError(f"{path}: a CSV labels file needs a display_name column")
+        return [row["display_name"] for row in rows]
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ConfigError(f"{path}: no class names (expected one per line)")
+    return names
+
+
+class Classifier:
+    """Scores of one waveform window: picks the score output and averages any frame axis."""
+
+    def __init__(self, model: object, *, num_classes: int | None, output_index: int | None) -> None:
+        self.model = model  # a timing.LoadedModel
+        outputs = model.interpreter.get_output_details()
+        self.output = _pick_output(
+            outputs, model.path, num_classes=num_classes, output_index=output_index
+        )
+        self.num_classes = int(self.output["shape"][-1])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.model.input_shape[-1])
+
+    def __call__(self, window: np.ndarray) -> np.ndarray:
+        """``[window_samples]`` float32 -> ``[num_classes]`` scores (mean over frames, if any)."""
+        interpreter = self.model.interpreter
+        interpreter.set_tensor(self.model.input_index, window.reshape(self.model.input_shape))
+        interpreter.invoke()
+        scores = interpreter.get_tensor(self.output["index"])  # [..., num_classes]
+        return scores.reshape(-1, self.num_classes).mean(axis=0).astype(np.float32)
+
+
+def _pick_output(
+    outputs: list[dict], path: Path, *, num_classes: int | None, output_index: int | None
+) -> dict:
+    """The score output: the one asked for, the only one, or the only one with num_classes columns."""
+    described = ", ".join(
+        f"{i}: {o['name']} {[int(d) for d in o['shape']]}" for i, o in enumerate(outputs)
+    )
+    if output_index is not None:
+        if not 0 <= output_index < len(outputs):
+            raise ConfigError(
+                f"--output-index {output_index} out of range; {path} has outputs {described}"
+            )
+        return outputs[output_index]
+    if len(outputs) == 1:
+        return outputs[0]
+    matching = [
+        o for o in outputs if num_classes is not None and int(o["shape"][-1]) == num_classes
+    ]
+    if len(matching) != 1:
+        raise ModelError(
+            f"{path}: cannot tell which output holds the scores ({described}); "
+            "pass --output-index or a labels file whose length matches one output"
+        )
+    return matching[0]

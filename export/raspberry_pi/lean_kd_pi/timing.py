@@ -1,0 +1,168 @@
+"""Invoke latency, measured exactly as ``lean-kd bench`` does on the host.
+
+Everything below is a verbatim copy of lean_kd/bench/latency.py (see its docstring): explicit
+``num_threads``, warm-up, then timed invokes in blocks that alternate between the model and
+the baseline; ``ratios`` is lean_kd/bench/report.py's. lean_kd's tests assert the copies are
+identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, ModelError
+from .runtime import Interpreter
+
+_LATENCY_KEYS = {
+    "p50": "p50_ms",
+    "p90": "p90_ms",
+    "p99": "p99_ms",
+    "mean": "mean_ms",
+    "real_time_factor": "real_time_factor",
+}
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """An allocated interpreter and its waveform input (mutable: the interpreter is stateful)."""
+
+    path: Path
+    interpreter: Interpreter
+    input_index: int
+    input_shape: tuple[int, ...]
+    threads: int
+
+    def feed(self, seed: int) -> None:
+        """Write a reproducible noise waveform in [-0.5, 0.5] to the input."""
+        wave = np.random.default_rng(seed).uniform(-0.5, 0.5, self.input_shape).astype(np.float32)
+        self.interpreter.set_tensor(self.input_index, wave)
+
+    def invoke_ns(self) -> int:
+        start = time.perf_counter_ns()
+        self.interpreter.invoke()
+        return time.perf_counter_ns() - start
+
+
+def check_threads(threads: Sequence[int]) -> tuple[int, ...]:
+    """Thread counts as a tuple; ConfigError for an empty list or a count below 1."""
+    if not threads:
+        raise ConfigError("threads: expected at least one thread count, got none")
+    bad = [t for t in threads if int(t) < 1]
+    if bad:
+        raise ConfigError(f"threads must be >= 1, got {bad[0]}")
+    return tuple(int(t) for t in threads)
+
+
+def waveform_shape(details: dict, *, path: Path, sample_rate_hz: int) -> tuple[int, ...]:
+    """The concrete input shape of a waveform model: ``[1, N]`` or ``[N]`` float32.
+
+    A dynamic sample count (-1 in the signature) becomes one second at ``sample_rate_hz``.
+    Raises ModelError for any other input (int8, a log-mel patch, several channels).
+    """
+    signature = [int(d) for d in details.get("shape_signature", details["shape"])]
+    dtype = np.dtype(details["dtype"])
+    is_wave = len(signature) == 1 or (len(signature) == 2 and signature[0] in (1, -1))
+    if dtype != np.float32 or not is_wave:
+        raise ModelError(
+            f"{path}: expected a float32 waveform input of shape [1, N] or [N], "
+            f"got {dtype.name} {signature}"
+        )
+    samples = signature[-1] if signature[-1] > 0 else sample_rate_hz
+    return (samples,) if len(signature) == 1 else (1, samples)
+
+
+def load_model(path: str | Path, *, threads: int, sample_rate_hz: int) -> LoadedModel:
+    """An allocated Interpreter for ``path`` with ``threads`` threads; the waveform input checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: the TFLite runtime cannot load it ({exc})") from None
+    inputs = interpreter.get_input_details()
+    if len(inputs) != 1:
+        raise ModelError(f"{path}: expected one waveform input, got {len(inputs)} inputs")
+    shape = waveform_shape(inputs[0], path=path, sample_rate_hz=sample_rate_hz)
+    if tuple(inputs[0]["shape"]) != shape:
+        interpreter.resize_tensor_input(inputs[0]["index"], list(shape), strict=False)
+    interpreter.allocate_tensors()
+    return LoadedModel(path, interpreter, inputs[0]["index"], shape, threads)
+
+
+def time_interleaved(
+    models: Sequence[LoadedModel],
+    *,
+    runs: int,
+    warmup_runs: int,
+    block_runs: int,
+    seed: int,
+    progress: Callable[[int], object] | None = None,
+) -> list[np.ndarray]:
+    """Seconds per timed invoke for each model, measured in alternating blocks of ``block_runs``."""
+    for model in models:
+        model.feed(seed)
+        for _ in range(warmup_runs):
+            model.interpreter.invoke()
+    times: list[list[int]] = [[] for _ in models]
+    while len(times[0]) < runs:
+        block = min(block_runs, runs - len(times[0]))
+        for model, record in zip(models, times):
+            record.extend(model.invoke_ns() for _ in range(block))
+            if progress is not None:
+                progress(block)
+    return [np.asarray(t, dtype=np.float64) / 1e9 for t in times]
+
+
+def latency_entry(seconds: np.ndarray, *, threads: int, audio_seconds: float | None) -> dict:
+    """A latency entry of the report schema from per-invoke times in seconds."""
+    ms = seconds * 1e3
+    p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
+    rtf = p50 / 1e3 / audio_seconds if audio_seconds else None
+    return {
+        "threads": threads,
+        "delegate": "xnnpack",
+        "runs": int(ms.size),
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "mean_ms": float(ms.mean()),
+        "min_ms": float(ms.min()),
+        "max_ms": float(ms.max()),
+        "std_ms": float(ms.std()),
+        "init_ms": None,
+        "first_inference_ms": None,
+        "warmup_mean_ms": None,
+        "real_time_factor": rtf,
+        "real_time_factor_basis": "p50" if rtf is not None else None,
+        "samples_ms": [round(float(v), 4) for v in ms],
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return float(a) / float(b) if a is not None and b else None
+
+
+def ratios(model: Mapping, baseline: Mapping) -> dict:
+    """The ``ratios`` object of the schema: model / baseline, per thread count for latency."""
+    by_threads = {e["threads"]: e for e in baseline["latency"]}
+    latency = []
+    for entry in model["latency"]:
+        other = by_threads.get(entry["threads"])
+        if other is not None:
+            row = {key: _ratio(entry[field], other[field]) for key, field in _LATENCY_KEYS.items()}
+            latency.append({"threads": entry["threads"], **row})
+    return {
+        "baseline_path": baseline["path"],
+        "file_size": _ratio(model["file_size_bytes"], baseline["file_size_bytes"]),
+        "model_memory": _ratio(
+            model["memory"]["model_delta_bytes"], baseline["memory"]["model_delta_bytes"]
+        ),
+        "macs": _ratio(model["macs_per_inference"], baseline["macs_per_inference"]),
+        "latency": latency,
+    }

@@ -1,0 +1,91 @@
+"""The operators of a .tflite file with their tensor shapes, read without running the model.
+
+MAC counting needs each op's type, input/output shapes and a few options (BATCH_MATMUL's
+adjoint flags); the flatbuffer holds all of them. It is read with the schema module that
+ai-edge-litert ships (``ai_edge_litert.schema_py_generated``; ``tensorflow.lite.python``'s copy
+is not importable under TF 2.21 and would pull in TensorFlow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from pathlib import Path
+from typing import Any
+
+from ai_edge_litert import schema_py_generated as schema
+
+from lean_kd.errors import ModelError
+
+OP_NAMES = {
+    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
+}
+_PARSE_ERRORS = (
+    struct.error,
+    IndexError,
+    ValueError,
+    TypeError,
+    UnicodeDecodeError,
+    AttributeError,
+)
+
+Shape = tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """One operator: builtin name, tensor shapes (None for an omitted optional input), options."""
+
+    name: str
+    inputs: tuple[Shape | None, ...]
+    outputs: tuple[Shape, ...]
+    options: Any = None  # the op's builtin options object (e.g. BatchMatMulOptionsT) or None
+
+
+@dataclasses.dataclass(frozen=True)
+class Graph:
+    """The main subgraph's operators in execution order, and how many subgraphs the file has."""
+
+    ops: tuple[Op, ...]
+    subgraph_count: int
+
+
+def read_graph(path: str | Path) -> Graph:
+    """Parse ``path``; raise ModelError for a missing, empty or non-TFLite file."""
+    data = read_tflite_bytes(path)
+    try:
+        model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
+        graph = model.subgraphs[0]
+        tensors = graph.tensors
+        ops = tuple(
+            Op(
+                name=_op_name(model, op),
+                inputs=tuple(_shape(tensors[i]) if i >= 0 else None for i in op.inputs),
+                outputs=tuple(_shape(tensors[i]) for i in op.outputs),
+                options=op.builtinOptions,
+            )
+            for op in graph.operators
+        )
+    except _PARSE_ERRORS as exc:
+        raise ModelError(f"{path}: corrupt or truncated TFLite file ({exc})") from None
+    return Graph(ops=ops, subgraph_count=len(model.subgraphs))
+
+
+def read_tflite_bytes(path: str | Path) -> bytes:
+    """The file's bytes after checking it exists and carries the TFLite identifier."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    data = path.read_bytes()
+    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+    return data
+
+
+def _op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
+    code = model.operatorCodes[op.opcodeIndex]
+    return OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+
+def _shape(tensor: schema.TensorT) -> Shape:
+    return tuple(int(d) for d in (tensor.shape if tensor.shape is not None else ()))
