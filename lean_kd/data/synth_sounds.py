@@ -11,7 +11,7 @@ low harmonics) so that telling the classes apart needs more than the average spe
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import signal
@@ -74,7 +74,9 @@ def coloured_noise(rng: np.random.Generator, num_samples: int, exponent: float) 
     return noise / rms if rms > 0 else noise
 
 
-def smooth_walk(rng: np.random.Generator, num_samples: int, sample_rate: int, rate_hz: float) -> np.ndarray:
+def smooth_walk(
+    rng: np.random.Generator, num_samples: int, sample_rate: int, rate_hz: float
+) -> np.ndarray:
     """Slow random contour in about [-1, 1]: noise knots every 1/rate_hz s, linearly joined."""
     knots = max(2, int(num_samples / sample_rate * rate_hz) + 2)
     values = rng.uniform(-1.0, 1.0, knots)
@@ -91,7 +93,11 @@ def resonate(x: np.ndarray, centre_hz: float, bandwidth_hz: float, sample_rate: 
 
 
 def damped_modes(
-    freqs_hz: list[float], taus_s: list[float], amps: list[float], num_samples: int, sample_rate: int
+    freqs_hz: list[float],
+    taus_s: list[float],
+    amps: list[float],
+    num_samples: int,
+    sample_rate: int,
 ) -> np.ndarray:
     """Sum of exponentially decaying sinusoids (an impact or a struck bell)."""
     t = _seconds(num_samples, sample_rate)
@@ -109,7 +115,11 @@ def add_at(out: np.ndarray, sound: np.ndarray, start: int) -> None:
 
 
 def burst_starts(
-    rng: np.random.Generator, num_samples: int, sample_rate: int, count: int, gap_s: tuple[float, float]
+    rng: np.random.Generator,
+    num_samples: int,
+    sample_rate: int,
+    count: int,
+    gap_s: tuple[float, float],
 ) -> list[int]:
     """Start samples of up to ``count`` bursts separated by random gaps, inside the event."""
     starts, position = [], int(rng.uniform(0.0, 0.1) * sample_rate)
@@ -143,8 +153,8 @@ def siren(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event
 
 def alarm_beep(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event:
     """Train of constant-pitch beeps: on/off gating at ``rate_hz`` with a ``duty`` cycle."""
-    pitch, rate, duty = _log_uniform(rng, 700, 3500), rng.uniform(1.5, 8.0), rng.uniform(0.25, 0.7)
-    timbre = [[1.0], [1.0, 0.0, 1 / 3, 0.0, 1 / 5], [1.0, 0.5, 0.25]][rng.integers(3)]
+    pitch, rate, duty = _log_uniform(rng, 1800, 3500), rng.uniform(1.5, 8.0), rng.uniform(0.25, 0.7)
+    timbre = [[1.0, 0.0, 0.5, 0.0, 0.3, 0.0, 0.2], [1.0, 0.6, 0.4, 0.3, 0.2]][rng.integers(2)]
     t = _seconds(num_samples, sample_rate)
     gate = ((t * rate + rng.uniform(0.0, 1.0 - duty)) % 1.0 < duty).astype(np.float64)
     ramp = np.hanning(max(3, int(0.004 * sample_rate)))
@@ -173,7 +183,7 @@ def knock(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event
     """Train of impacts, each a few damped body resonances plus a short noise click."""
     count = int(rng.integers(2, 9))
     modes = int(rng.integers(2, 5))
-    freqs = [_log_uniform(rng, 120, 2500) for _ in range(modes)]
+    freqs = [_log_uniform(rng, 100, 1500) for _ in range(modes)]
     taus = [rng.uniform(0.004, 0.04) for _ in range(modes)]
     length = int(0.25 * sample_rate)
     out = np.zeros(num_samples)
@@ -190,7 +200,11 @@ def knock(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event
 def bird_chirp(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event:
     """Short frequency-modulated chirps (optionally trilled) with a weak second harmonic."""
     start_hz, ratio = _log_uniform(rng, 2000, 6000), _log_uniform(rng, 0.5, 1.6)
-    chirp_s, trill_hz, trill_depth = rng.uniform(0.03, 0.15), rng.uniform(20, 60), rng.uniform(0, 400)
+    chirp_s, trill_hz, trill_depth = (
+        rng.uniform(0.03, 0.15),
+        rng.uniform(20, 60),
+        rng.uniform(0, 400),
+    )
     second = rng.uniform(0.0, 0.3)
     length = int(chirp_s * sample_rate)
     t = _seconds(length, sample_rate)
@@ -200,7 +214,12 @@ def bird_chirp(rng: np.random.Generator, num_samples: int, sample_rate: int) -> 
     starts = burst_starts(rng, num_samples, sample_rate, 40, (chirp_s + 0.03, chirp_s + 0.3))
     for start in starts:
         add_at(out, rng.uniform(0.4, 1.0) * chirp, start)
-    params = {"start_hz": start_hz, "end_hz": start_hz * ratio, "chirp_s": chirp_s, "count": len(starts)}
+    params = {
+        "start_hz": start_hz,
+        "end_hz": start_hz * ratio,
+        "chirp_s": chirp_s,
+        "count": len(starts),
+    }
     return Event(finish(out, sample_rate), params)
 
 
@@ -219,12 +238,20 @@ def rain(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event:
 
 
 VOWELS_HZ = [  # F1, F2, F3 of a few vowels (adult averages)
-    (730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480),
-    (570, 840, 2410), (660, 1720, 2410), (440, 1020, 2240), (490, 1350, 1690),
+    (730, 1090, 2440),
+    (270, 2290, 3010),
+    (300, 870, 2240),
+    (530, 1840, 2480),
+    (570, 840, 2410),
+    (660, 1720, 2410),
+    (440, 1020, 2240),
+    (490, 1350, 1690),
 ]
 
 
-def _talker(rng: np.random.Generator, num_samples: int, sample_rate: int) -> tuple[np.ndarray, float, float]:
+def _talker(
+    rng: np.random.Generator, num_samples: int, sample_rate: int
+) -> tuple[np.ndarray, float, float]:
     """One synthetic talker: glottal pulses through syllable-wise vowel formants."""
     f0, syllable_rate = rng.uniform(85, 240), rng.uniform(3.0, 6.5)
     contour = f0 * (1 + 0.12 * smooth_walk(rng, num_samples, sample_rate, syllable_rate))
@@ -241,7 +268,7 @@ def _talker(rng: np.random.Generator, num_samples: int, sample_rate: int) -> tup
                 segment = resonate(segment, hz, 60 + 0.06 * hz, sample_rate)
             add_at(out, segment * np.hanning(segment.size), position)
         position += length
-    return out, f0, syllable_rate
+    return signal.lfilter([1.0, -1.0], [1.0, -0.99], out), f0, syllable_rate  # no DC
 
 
 def speech_babble(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event:
@@ -253,7 +280,9 @@ def speech_babble(rng: np.random.Generator, num_samples: int, sample_rate: int) 
         out += rng.uniform(0.5, 1.0) * voice / max(float(np.max(np.abs(voice))), 1e-9)
         f0s.append(f0)
         rates.append(rate)
-    return Event(finish(out, sample_rate), {"talkers": talkers, "f0_hz": f0s, "syllable_rate_hz": rates})
+    return Event(
+        finish(out, sample_rate), {"talkers": talkers, "f0_hz": f0s, "syllable_rate_hz": rates}
+    )
 
 
 def dog_bark(rng: np.random.Generator, num_samples: int, sample_rate: int) -> Event:
@@ -327,13 +356,19 @@ CLASS_NAMES: tuple[str, ...] = tuple(GENERATORS)
 # ---------------------------------------------------------------- backgrounds
 
 
-def noise_bed(rng: np.random.Generator, num_samples: int, sample_rate: int) -> tuple[np.ndarray, dict]:
+BED_EXPONENT = (0.8, 2.0)  # spectral slope of the background noise: pink (1) to brown (2)
+HUM_PROBABILITY = 0.3  # share of backgrounds with 50/60 Hz mains hum
+
+
+def noise_bed(
+    rng: np.random.Generator, num_samples: int, sample_rate: int
+) -> tuple[np.ndarray, dict]:
     """Pink-to-brown noise, sometimes with mains hum: the background a clip's SNR refers to."""
-    exponent = rng.uniform(0.8, 2.0)
+    exponent = rng.uniform(*BED_EXPONENT)
     bed = signal.lfilter([1.0, -1.0], [1.0, -0.995], coloured_noise(rng, num_samples, exponent))
     bed /= max(float(np.std(bed)), 1e-12)
     mains = 0.0
-    if rng.uniform() < 0.3:
+    if rng.uniform() < HUM_PROBABILITY:
         mains = float(rng.choice([50.0, 60.0]))
         hum = harmonic_tone(np.full(num_samples, mains), sample_rate, [1.0, 0.5, 0.3, 0.2])
         bed += rng.uniform(0.3, 1.0) * hum
