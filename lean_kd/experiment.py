@@ -6,13 +6,11 @@ pipeline and the benchmark scripts share one code path.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 
 from lean_kd._keras import keras
 from lean_kd.data.adapters import load_index
@@ -71,17 +69,10 @@ def model_from_section(section: ModelSection, recipe: Recipe, index: DatasetInde
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """A saved lean_kd model (``.keras``, ``.h5`` or SavedModel folder), with a clear error."""
-    import lean_kd.models.registry as registry
+    """A saved lean_kd model (see :func:`lean_kd.models.registry.load_model`)."""
+    from lean_kd.models.registry import load_model as load
 
-    registry.names()  # import every model module so custom layers are registered
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"Model checkpoint {path} does not exist")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is not a loadable Keras model ({exc})") from None
+    return load(path)
 
 
 def default_loss(index: DatasetIndex, *, distill: bool) -> list[Mapping[str, Any]]:

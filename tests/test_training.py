@@ -12,7 +12,7 @@ from helpers import tiny_model
 from lean_kd import experiment
 from lean_kd.config import PipelineConfig
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.errors import ConfigError, DataError
+from lean_kd.errors import ConfigError, DataError, ModelError
 from lean_kd.recipe import CacheSection, DataSection, ModelSection, Recipe, TrainingSection, load_recipe
 from lean_kd.training import save_model
 
@@ -89,7 +89,7 @@ def test_recipe_errors_come_before_training(tmp_path, recipe):
     with pytest.raises(DataError, match="nowhere does not exist"):
         experiment.train(missing, tmp_path / "run")
     bad_teacher = Recipe(**{**recipe.__dict__, "student": ModelSection(checkpoint=str(tmp_path / "none.keras"))})
-    with pytest.raises(ConfigError, match="none.keras does not exist"):
+    with pytest.raises(ModelError, match="none.keras does not exist"):
         experiment.distill(bad_teacher, tmp_path / "run2", teacher_path=Path(recipe.teacher.checkpoint))
 
 

@@ -1,4 +1,6 @@
-"""Models: YAMNet (pretrained AudioSet teacher/backbone) and, later, the students and a registry.
+"""Models: the contract every model follows, the registry, teachers and students.
 
-Submodules import TensorFlow; import them directly (``lean_kd.models.yamnet``), not from here.
+``lean_kd.models.registry`` builds any model by name (``build``, ``names``, ``describe``,
+``load_model``). Submodules import TensorFlow; import them directly, not from here, so that
+``import lean_kd.models`` stays cheap.
 """
