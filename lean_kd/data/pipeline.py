@@ -252,7 +252,10 @@ class AudioPipeline:
             item["waveform"] = item.pop("padded")[: item.pop("length")]  # [samples]
             return item
 
-        ds = files.batch(_DECODE_CHUNK).map(decode, num_parallel_calls=AUTOTUNE)
+        # One decode call at a time: Python threads contend for the GIL and run slower in
+        # parallel (measured 2441 files/s serial vs 1403 with two threads); the graph-side
+        # work (crop, log-mel) still runs in parallel with it.
+        ds = files.batch(_DECODE_CHUNK).map(decode, num_parallel_calls=1).prefetch(2)
         ds = ds.unbatch().filter(lambda item: item["length"] > 0).map(unpad)
         return ds.cache() if self.config.cache else ds
 
