@@ -23,12 +23,18 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# MediaPipe cannot share .venv with tfmot (absl-py pins): its compatibility test uses its own venv.
+MEDIAPIPE_STAMP := .venv-mediapipe/.installed
+$(MEDIAPIPE_STAMP): tests/export/mediapipe_env.py
+	$(PYTHON) tests/export/mediapipe_env.py setup
+	touch $(MEDIAPIPE_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/lean-kd demo --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) $(MEDIAPIPE_STAMP)
 	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
 
 # Opt-in: the Raspberry Pi runner under qemu arm64 user-mode emulation (needs apt; ~5 min).
@@ -36,4 +42,4 @@ bench-arm64: $(STAMP)
 	bash export/raspberry_pi/arm64_check.sh
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) .venv-mediapipe runs build *.egg-info

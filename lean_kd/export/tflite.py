@@ -1,0 +1,313 @@
+"""Keras contract model -> TFLite file that takes a waveform and returns class scores.
+
+The exported graph is a concrete function of the model with a fixed batch of one:
+``waveform [1, samples] float32 -> scores [1, num_classes] float32`` (softmax, or sigmoid for
+multi-label models, applied in the graph; the embeddings are not exported). Batch one is what
+the converter needs to fuse LSTMs (tensorflow#62849) and what streaming device code feeds.
+Only builtin ops are allowed (never SELECT_TF_OPS): a model that needs others fails with the
+list of those ops. Every file carries the audio metadata of :mod:`lean_kd.export.metadata`
+and is written atomically (temporary file in the same folder, then rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lean_kd._keras import keras, tf
+from lean_kd.audio.features import LogMelSpectrogram
+from lean_kd.errors import ExportError, ModelError
+from lean_kd.export.metadata import ModelInfo, add_metadata
+from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops
+from lean_kd.export.quantize import (
+    CALIBRATED_MODES,
+    check_mode,
+    configure,
+    frontend_layers,
+    int8_with_float_parts,
+    lstm_directions,
+)
+from lean_kd.export.representative import INPUT_NAME, calibration_set, dataset_fn
+from lean_kd.models.contract import ModelSpec, model_spec
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_NAME = "scores"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_tflite` wrote and how long each step took."""
+
+    path: Path
+    size_bytes: int
+    quant: str
+    summary: OpSummary
+    sample_rate: int
+    num_samples: int
+    labels: tuple[str, ...]
+    multi_label: bool
+    keep_frontend_float: bool  # int8 only: the log-mel frontend's ops stayed float
+    float_ops: tuple[str, ...]  # int8 only: op types kept float on request
+    calibration_count: int  # waveforms used to calibrate (0 without calibration)
+    timings_seconds: dict[str, float]
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return self.summary.ops
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
+
+
+def export_tflite(
+    model: keras.Model,
+    *,
+    quant: str,
+    out: str | Path,
+    labels: list[str],
+    sample_rate: int,
+    representative: Iterable[Any] | None = None,
+    num_calibration: int = 200,
+    keep_frontend_float: bool = True,
+    float_ops: tuple[str, ...] = (),
+    multi_label: bool | None = None,
+    info: ModelInfo = ModelInfo(),
+) -> ExportResult:
+    """Convert ``model`` in mode ``quant``, add metadata, write ``out`` atomically.
+
+    ``representative``: calibration waveforms for int8 / int16x8 (see
+    :func:`lean_kd.export.representative.calibration_set`), the first ``num_calibration``
+    used. ``float_ops``: int8 only, TFLite op types to keep float (see
+    :mod:`lean_kd.export.quantize`). ``multi_label`` None takes the model's
+    :class:`ModelSpec` (softmax without one).
+    Raises ExportError (ConfigError for an unknown mode) before converting when an input is
+    wrong, and never leaves a partial file at ``out``.
+    """
+    out = Path(out)
+    check_output_path(out)
+    check_mode(quant, model, float_ops)
+    num_samples, spec = model_facts(model, labels=labels, sample_rate=sample_rate)
+    multi_label = (spec.multi_label if spec else False) if multi_label is None else multi_label
+    timings: dict[str, float] = {}
+    with _timed(timings, "calibration_data"):
+        calibration = None
+        if quant in CALIBRATED_MODES and representative is not None:
+            calibration = calibration_set(
+                representative,
+                num_samples=num_samples,
+                sample_rate=sample_rate,
+                count=num_calibration,
+            )
+    with _timed(timings, "convert"):
+        flatbuffer = convert(
+            model,
+            quant=quant,
+            calibration=calibration,
+            keep_frontend_float=keep_frontend_float,
+            float_ops=float_ops,
+            multi_label=multi_label,
+        )
+    with _timed(timings, "metadata_and_write"):
+        packed = add_metadata(flatbuffer, labels=list(labels), sample_rate=sample_rate, info=info)
+        write_atomic(out, packed)
+    int8 = quant == "int8"
+    result = ExportResult(
+        path=out,
+        size_bytes=len(packed),
+        quant=quant,
+        summary=summarize_ops(flatbuffer),
+        sample_rate=sample_rate,
+        num_samples=num_samples,
+        labels=tuple(labels),
+        multi_label=multi_label,
+        keep_frontend_float=int8 and keep_frontend_float and bool(frontend_layers(model)),
+        float_ops=tuple(float_ops) if int8 else (),
+        calibration_count=len(calibration or ()),
+        timings_seconds=timings,
+    )
+    logger.info("Wrote %s (%s, %d bytes): %s", out, quant, len(packed), result.summary.format())
+    return result
+
+
+def convert(
+    model: keras.Model,
+    *,
+    quant: str,
+    calibration: list[np.ndarray] | None = None,
+    keep_frontend_float: bool = True,
+    float_ops: tuple[str, ...] = (),
+    multi_label: bool = False,
+) -> bytes:
+    """The checked TFLite flatbuffer of ``model`` in mode ``quant`` (no metadata).
+
+    ``calibration``: checked ``[1, samples]`` waveforms (:func:`calibration_set`), needed by
+    the calibrated modes. Raises ExportError listing ops that are not builtin, and when the
+    graph has loops, several subgraphs or unfused LSTMs.
+    """
+    check_mode(quant, model, float_ops)
+    if quant in CALIBRATED_MODES and not calibration:
+        raise ExportError(
+            f"Quantization mode {quant} needs a representative dataset (calibration waveforms)"
+        )
+    num_samples = input_samples(model)
+    converter = _converter(
+        model, serving_function(model, num_samples=num_samples, multi_label=multi_label)
+    )
+    dataset = dataset_fn(calibration) if calibration else None
+    configure(converter, quant, dataset)
+    layers = frontend_layers(model) if quant == "int8" and keep_frontend_float else []
+    float_ops = tuple(float_ops) if quant == "int8" else ()
+    flatbuffer = _run_converter(converter, quant, dataset, layers=layers, float_ops=float_ops)
+    check_graph(summarize_ops(flatbuffer), lstm_directions=lstm_directions(model))
+    return flatbuffer
+
+
+def _run_converter(
+    converter: tf.lite.TFLiteConverter,
+    quant: str,
+    dataset: Any,
+    *,
+    layers: list[str],
+    float_ops: tuple[str, ...],
+) -> bytes:
+    """Convert, keeping ``layers`` and ``float_ops`` float; converter errors become ExportError."""
+    try:
+        with warnings.catch_warnings():  # calibration runs the deprecated tf.lite.Interpreter
+            warnings.filterwarnings(
+                "ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning
+            )
+            if layers or float_ops:
+                return int8_with_float_parts(converter, dataset, layers=layers, ops=float_ops)
+            return converter.convert()
+    except ExportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ConverterError is not public; also RuntimeError
+        raise _conversion_error(exc, quant) from None
+
+
+def serving_function(model: keras.Model, *, num_samples: int, multi_label: bool) -> Any:
+    """Concrete function ``waveform [1, num_samples] -> {"scores": [1, num_classes]}``."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, num_samples], tf.float32, name=INPUT_NAME)])
+    def serve(waveform: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = model(waveform, training=False)["logits"]  # [1, num_classes]
+        scores = tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits)
+        return {OUTPUT_NAME: scores}
+
+    return serve.get_concrete_function()
+
+
+def _converter(model: keras.Model, concrete: Any) -> tf.lite.TFLiteConverter:
+    # The converter saves its trackable object as a SavedModel first. Given the Keras model,
+    # that re-traces every layer's call for Keras serialisation (a small BiLSTM: ~2 min); a
+    # bare module that only tracks the captured variables takes seconds and converts the same.
+    holder = tf.Module()
+    holder.model_variables = list(model.variables)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
+
+
+def _conversion_error(exc: Exception, quant: str) -> ExportError:
+    message = str(exc)
+    ops = unsupported_ops(message)
+    if ops:
+        return ExportError(
+            f"Cannot convert to builtin TFLite ops ({quant}); not supported: {', '.join(ops)}. "
+            "Flex / SELECT_TF_OPS is not allowed: replace these ops in the model"
+        )
+    first_lines = " ".join(message.strip().splitlines()[:3])[:500]
+    return ExportError(f"TFLite conversion failed ({quant}): {first_lines}")
+
+
+def input_samples(model: keras.Model) -> int:
+    """Samples of the model's single waveform input; ExportError unless it is ``[B, N]``."""
+    if len(model.inputs) != 1:
+        raise ExportError(
+            f"Model {model.name!r}: expected one waveform input, got {len(model.inputs)}"
+        )
+    shape = model.inputs[0].shape.as_list()
+    if len(shape) != 2 or shape[1] is None:
+        raise ExportError(
+            f"Model {model.name!r}: expected a waveform input [batch, samples] with fixed "
+            f"samples, got {shape}"
+        )
+    return int(shape[1])
+
+
+def model_facts(
+    model: keras.Model, *, labels: list[str], sample_rate: int
+) -> tuple[int, ModelSpec | None]:
+    """Input samples and the model's spec (None without one), checked against the arguments."""
+    num_samples = input_samples(model)
+    outputs = model.output
+    if not isinstance(outputs, dict) or "logits" not in outputs:
+        raise ExportError(
+            f"Model {model.name!r}: expected a dict of outputs with 'logits' (the model contract)"
+        )
+    num_classes = outputs["logits"].shape[-1]
+    if len(labels) != num_classes:
+        raise ExportError(
+            f"Model {model.name!r} has {num_classes} classes, got {len(labels)} labels"
+        )
+    try:
+        spec = model_spec(model)
+    except ModelError:
+        spec = None
+    rates = {spec.sample_rate} if spec else set()
+    rates |= {m.config.sample_rate for m in model.submodules if isinstance(m, LogMelSpectrogram)}
+    if rates - {sample_rate}:
+        raise ExportError(
+            f"Expected sample_rate {sorted(rates)[0]} (the model's), got {sample_rate}"
+        )
+    return num_samples, spec
+
+
+def check_output_path(path: Path) -> None:
+    """Raise ExportError unless ``path``'s folder exists and accepts a new file."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise ExportError(f"Output folder {folder} does not exist; create it first")
+    if path.is_dir():
+        raise ExportError(f"Output path {path} is a folder; expected a .tflite file name")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lean_kd_probe."):
+            pass
+    except OSError as exc:
+        raise ExportError(f"Output folder {folder} is not writable ({exc.strerror})") from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it to ``path``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ExportError(f"Output folder {path.parent} is not writable ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ExportError(
+            f"Cannot write {path} ({exc.strerror or exc}); nothing was written"
+        ) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[step] = round(time.perf_counter() - start, 3)

@@ -1,0 +1,153 @@
+"""``lean-kd export``: a saved Keras model to TFLite, with labels from a file or the dataset."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import export_helpers as h
+from lean_kd.cli.main import main
+from lean_kd.data.synth import SynthConfig, synthesize
+from lean_kd.export.metadata import read_metadata
+from lean_kd.export.ops import summarize_ops
+
+SYNTH_CLASSES = ("dog_bark", "siren", "whistle")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("cli")
+    model_path = folder / "plain.keras"
+    h.trained_model("plain").save(model_path)
+    labels = folder / "labels.txt"
+    labels.write_text("\n".join(h.LABELS) + "\n")
+    return model_path, labels
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(
+        root,
+        SynthConfig(classes=SYNTH_CLASSES, clips_per_class=4, duration_seconds=(1.0, 1.5)),
+        progress=False,
+    )
+    return root
+
+
+def test_export_float32_prints_size_and_ops(saved, tmp_path, capsys):
+    model_path, labels = saved
+    out = tmp_path / "model.tflite"
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(model_path),
+                "--quant",
+                "float32",
+                "--out",
+                str(out),
+                "--labels",
+                str(labels),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    size = out.stat().st_size
+    assert f"Wrote {out}: {size} bytes ({size / 1e6:.2f} MB), float32" in printed
+    assert f"Ops: {summarize_ops(out.read_bytes()).format()}" in printed
+    assert read_metadata(out)["labels"] == h.LABELS
+
+
+def test_export_int8_calibrates_on_dataset_and_takes_its_labels(
+    saved, synth_root, tmp_path, capsys
+):
+    model_path, _ = saved
+    out = tmp_path / "int8.tflite"
+    argv = [
+        "export",
+        "--model",
+        str(model_path),
+        "--quant",
+        "int8",
+        "--out",
+        str(out),
+        "--calibration-data",
+        "csv",
+        str(synth_root),
+        "--calibration-count",
+        "5",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "int8" in printed and "Float ops: " in printed and "LOG" in printed
+    metadata = read_metadata(out)
+    assert metadata["labels"] == list(SYNTH_CLASSES) and metadata["sample_rate"] == 16000
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--qat", "--quant", "int8"],
+            "--qat is not yet available: quantization-aware training needs the Distiller",
+        ),
+        (
+            ["--quant", "int8"],
+            "--quant int8 needs calibration audio: pass --calibration-data DATASET ROOT",
+        ),
+        (["--labels", "{missing}"], "label file not found"),
+        (["--labels", "{two}"], "has 3 classes, got 2 labels"),
+        (
+            ["--labels", "{labels}", "--sample-rate", "8000"],
+            r"Expected sample_rate 16000 \(the model's\), got 8000",
+        ),
+        (["--labels", "{labels}", "--out", "{nowhere}"], "does not exist; create it first"),
+        ([], "No class names: pass --labels FILE"),
+    ],
+)
+def test_export_errors_are_one_line(saved, tmp_path, capsys, extra, message):
+    model_path, labels = saved
+    two = tmp_path / "two.txt"
+    two.write_text("a\nb\n")
+    names = {
+        "missing": tmp_path / "nope.txt",
+        "two": two,
+        "labels": labels,
+        "nowhere": tmp_path / "no" / "m.tflite",
+    }
+    argv = ["export", "--model", str(model_path), "--out", str(tmp_path / "m.tflite")]
+    argv += [part.format(**names) for part in extra]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("lean-kd: error: ") and error.count("\n") == 1
+    assert re.search(message, error)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_missing_and_unreadable_model_files(tmp_path, capsys):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    for path, message in [
+        (tmp_path / "none.keras", "model file not found"),
+        (broken, "not a loadable Keras model"),
+    ]:
+        assert (
+            main(
+                [
+                    "export",
+                    "--model",
+                    str(path),
+                    "--out",
+                    str(tmp_path / "m.tflite"),
+                    "--labels",
+                    str(path),
+                ]
+            )
+            == 2
+        )
+        assert message in capsys.readouterr().err
