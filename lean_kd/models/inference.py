@@ -20,6 +20,7 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.io import valid_audio
 from lean_kd.audio.windows import split_windows
 from lean_kd.errors import AudioInputError, ConfigError
+from lean_kd.metrics import aggregate_windows
 from lean_kd.models.contract import ModelSpec, check_waveform, model_spec
 
 
@@ -84,17 +85,8 @@ def clip_scores(
 
 
 def mean_by_clip(scores: np.ndarray, clip_index: np.ndarray, num_clips: int) -> np.ndarray:
-    """Mean of the rows of ``scores`` ``[windows, C]`` that share a clip index -> ``[clips, C]``."""
-    clip_index = np.asarray(clip_index, np.int64)
-    counts = np.bincount(clip_index, minlength=num_clips)
-    if len(counts) > num_clips or np.any(counts == 0):
-        raise ConfigError(
-            f"Expected every clip index in [0, {num_clips}) to have windows, "
-            f"got counts {counts.tolist()}"
-        )
-    sums = np.zeros([num_clips, scores.shape[1]], np.float64)
-    np.add.at(sums, clip_index, scores)
-    return (sums / counts[:, None]).astype(np.float32)
+    """Mean of the rows of ``scores`` ``[windows, C]`` that share a clip index -> ``[clips, C]`` float32."""
+    return aggregate_windows(scores, np.asarray(clip_index, np.int64), num_clips=num_clips).astype(np.float32)
 
 
 def dataset_clip_scores(model: keras.Model, windows: Iterable) -> tuple[np.ndarray, np.ndarray]:
