@@ -5,8 +5,8 @@
 Takes the Keras runs of ``benchmarks/fsdd_kd.py`` (``teacher/``, ``lean_kd_s0/``,
 ``cnn_kd_s0/``; ``lean_tiny_kd_s0/`` is distilled here from the teacher cache with the FSDD
 recipe when missing), exports each to TFLite with ``lean_kd.export`` (int8 calibrated on the
-training split, as ``lean-kd export``; LEAN and lean_tiny also in dynamic-range mode, whose
-hybrid LSTM kernel is much faster than the integer one), scores it on the FSDD test split with
+training split, as ``lean-kd export``: hybrid LSTMs by default; LEAN and lean_tiny also with
+integer LSTMs, whose kernel is much slower), scores it on the FSDD test split with
 ``lean_kd.evaluation`` and times it with ``lean_kd.bench`` at 1 thread, interleaved with the
 official YAMNet TFLite in the same run, so load drift hits both alike and each ratio is a
 same-run ratio. Every step's output (``benchmarks/runs/run_all/``) is reused on the next call,
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once
+from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once, write_atomic
 from run_all_report import CANDIDATES, THREADS, Candidate, Measured, summary_text, write_plots
 
 from lean_kd import experiment
@@ -43,9 +43,7 @@ logger = logging.getLogger("run_all")
 
 def write_json(path: Path, data: Mapping) -> None:
     """Write ``data`` atomically (temporary file beside ``path``, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
 def cached_json(path: Path, compute: Callable[[], dict], *, refresh: bool = False) -> dict:
@@ -77,7 +75,9 @@ def ensure_lean_tiny(recipe: Recipe, runs: Path, seed: int) -> None:
     run_once(run_dir, lambda: experiment.distill(variant, run_dir, cache_dir=cache_dir, verbose=2))
 
 
-def export_candidate(checkpoint: Path, quant: str, out: Path, index, count: int) -> dict:
+def export_candidate(
+    checkpoint: Path, cand: Candidate, out: Path, index, count: int
+) -> dict:
     """Export ``checkpoint`` as ``lean-kd export`` does; a JSON-ready summary of the result."""
     from lean_kd.export.loading import model_sample_rate
     from lean_kd.export.representative import representative_from_index
@@ -87,13 +87,14 @@ def export_candidate(checkpoint: Path, quant: str, out: Path, index, count: int)
     model = load_model(checkpoint)
     rate = model_sample_rate(model)
     representative = None
-    if quant == "int8":
+    if cand.quant == "int8":
         representative = representative_from_index(
             index, sample_rate=rate, num_samples=input_samples(model), count=count
         )
     result = export_tflite(
         model,
-        quant=quant,
+        quant=cand.quant,
+        lstm=cand.lstm,
         out=out,
         labels=list(index.class_names),
         sample_rate=rate,
@@ -104,6 +105,7 @@ def export_candidate(checkpoint: Path, quant: str, out: Path, index, count: int)
         "checkpoint": str(checkpoint),
         "path": str(result.path),
         "quant": result.quant,
+        "lstm": result.lstm,
         "size_bytes": result.size_bytes,
         "ops": result.summary.format(),
         "calibration_count": result.calibration_count,
@@ -125,7 +127,7 @@ def measure_candidate(
             logger.warning("%s: run %s not finished (no metrics.json); left out", cand.key, run_dir)
             return None
         export = export_candidate(
-            run_dir / "best.keras", cand.quant, tflite, index, args.calibration_count
+            run_dir / "best.keras", cand, tflite, index, args.calibration_count
         )
         write_json(args.work / f"{stem}.export.json", export)
     evaluation = cached_json(

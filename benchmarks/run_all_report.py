@@ -27,12 +27,24 @@ class Candidate:
     run: str  # folder under --runs; "{seed}" is replaced by the seed
     quant: str
     short: str  # label in the plots
+    lstm: str = "hybrid"  # int8: how LSTMs are stored (lean_kd.export.modes.LSTM_MODES)
 
     def run_dir(self, runs: Path, seed: int) -> Path:
         return runs / self.run.format(seed=seed)
 
     def stem(self, seed: int) -> str:
-        return f"{self.run.format(seed=seed)}_{self.quant}"
+        suffix = "" if self.lstm == "hybrid" else f"_{self.lstm}lstm"
+        return f"{self.run.format(seed=seed)}_{self.quant}{suffix}"
+
+    @property
+    def format(self) -> str:
+        """The table's "format / quant" cell."""
+        lstms = {"hybrid": "hybrid", "int8": "integer", "float": "float"}[self.lstm]
+        return f"TFLite {self.quant}" + (f" ({lstms} LSTMs)" if self.has_lstm else "")
+
+    @property
+    def has_lstm(self) -> bool:
+        return self.quant == "int8" and self.run.startswith("lean")
 
 
 CANDIDATES = (
@@ -42,14 +54,22 @@ CANDIDATES = (
     Candidate("teacher_int8", "YAMNet teacher (fine-tuned)", "teacher", "int8", "teacher int8"),
     Candidate("lean_float32", "LEAN", "lean_kd_s{seed}", "float32", "LEAN f32"),
     Candidate("lean_int8", "LEAN", "lean_kd_s{seed}", "int8", "LEAN int8"),
-    Candidate("lean_dynamic", "LEAN", "lean_kd_s{seed}", "dynamic", "LEAN dynamic"),
+    Candidate(
+        "lean_int8_integer_lstm", "LEAN", "lean_kd_s{seed}", "int8", "LEAN int8 (int LSTM)", "int8"
+    ),
     Candidate("lean_tiny_int8", "lean_tiny", "lean_tiny_kd_s{seed}", "int8", "lean_tiny int8"),
     Candidate(
-        "lean_tiny_dynamic", "lean_tiny", "lean_tiny_kd_s{seed}", "dynamic", "lean_tiny dyn."
+        "lean_tiny_int8_integer_lstm",
+        "lean_tiny",
+        "lean_tiny_kd_s{seed}",
+        "int8",
+        "lean_tiny int8 (int LSTM)",
+        "int8",
     ),
     Candidate("cnn_int8", "CNN student (MobileNetV2 x0.5)", "cnn_kd_s{seed}", "int8", "CNN int8"),
 )
 YAMNET_NAME = "official YAMNet (AudioSet, 521 classes)"
+YAMNET_FORMAT = "TFLite float (11 weights stored int8, DEQUANTIZE at load)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,11 +219,11 @@ HEADER = (
 
 def results_table(results: Sequence[Measured], yamnet: Mapping | None) -> list[str]:
     """The Markdown table: the official YAMNet first, then every candidate."""
-    rows = [table_row(YAMNET_NAME, "TFLite float32", yamnet, None, 1.0)] if yamnet else []
+    rows = [table_row(YAMNET_NAME, YAMNET_FORMAT, yamnet, None, 1.0)] if yamnet else []
     rows += [
         table_row(
             m.candidate.name,
-            f"TFLite {m.candidate.quant}",
+            m.candidate.format,
             m.bench["models"][0],
             m.evaluation,
             ratio(m, "p50_vs_yamnet"),
@@ -290,9 +310,10 @@ def method_paragraphs(reports: Sequence[Mapping], context: Mapping) -> list[str]
     models = (
         f"Models: the seed-{context['seed']} runs of `benchmarks/fsdd_kd.py` (Hinton KD students "
         "from the fine-tuned YAMNet teacher's cache; lean_tiny distilled by run_all with the same "
-        "recipe), exported with `lean_kd.export.export_tflite` (int8: full integer, log-mel "
-        f"frontend kept float, {context['calibration_count']} training clips to calibrate; "
-        "dynamic: int8 weights, float activations, no calibration). Test mAP / accuracy: "
+        "recipe), exported with `lean_kd.export.export_tflite` (int8: integer conv/dense trunk, "
+        f"log-mel frontend kept float, {context['calibration_count']} training clips to "
+        "calibrate; LSTMs hybrid, i.e. int8 weights with float activations, the default, or "
+        "integer). Test mAP / accuracy: "
         "`lean_kd.evaluation.evaluate_model` on the 300 test clips (1 s windows, 50 % hop, clip "
         "= mean of its windows) of the TFLite file; 'Keras test mAP' is the checkpoint's own, "
         "from its run's metrics.json (the gap is the conversion's). The official YAMNet predicts "

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig, from_dict, load_yaml
 from lean_kd.errors import ConfigError
+from lean_kd.export.modes import LSTM_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +107,15 @@ class ExportSection:
     num_calibration: int = 200  # training clips that calibrate int8 / int16x8
     keep_frontend_float: bool = True  # int8: keep the log-mel frontend float
     float_ops: tuple[str, ...] = ()  # int8: TFLite op types to keep float
+    lstm: str = "hybrid"  # int8: LSTMs as hybrid (int8 weights, float activations), int8 or float
     parity_windows: int = 32  # test windows for the Keras-vs-TFLite parity check
 
     def __post_init__(self) -> None:
         for name in ("num_calibration", "parity_windows"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"export.{name} must be > 0, got {getattr(self, name)}")
+        if self.lstm not in LSTM_MODES:
+            raise ConfigError(f"export.lstm must be one of {list(LSTM_MODES)}, got {self.lstm!r}")
 
     @property
     def all_modes(self) -> tuple[str, ...]:

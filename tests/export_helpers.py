@@ -89,7 +89,11 @@ def calibration(count: int = 30) -> list[np.ndarray]:
 
 @functools.lru_cache(maxsize=None)
 def converted(
-    kind: str, quant: str, keep_frontend_float: bool = True, float_ops: tuple[str, ...] = ()
+    kind: str,
+    quant: str,
+    keep_frontend_float: bool = True,
+    float_ops: tuple[str, ...] = (),
+    lstm: str = "hybrid",
 ) -> bytes:
     """TFLite flatbuffer (no metadata) of the trained ``kind`` model in mode ``quant``."""
     needs_data = quant in ("int8", "int16x8")
@@ -99,4 +103,5 @@ def converted(
         calibration=calibration() if needs_data else None,
         keep_frontend_float=keep_frontend_float,
         float_ops=float_ops,
+        lstm=lstm,
     )

@@ -13,13 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-QUANT_CHOICES = (
-    "float32",
-    "float16",
-    "dynamic",
-    "int8",
-    "int16x8",
-)  # lean_kd.export.quantize.QUANT_MODES
+from lean_kd.export.modes import LSTM_MODES, QUANT_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", type=Path, required=True, help="Keras model: .keras, .h5 or SavedModel folder"
     )
     parser.add_argument(
-        "--quant", choices=QUANT_CHOICES, default="float32", help="quantization mode"
+        "--quant", choices=QUANT_MODES, default="float32", help="quantization mode"
     )
     parser.add_argument(
         "--out", type=Path, required=True, help="output .tflite file (its folder must exist)"
@@ -62,7 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=[],
         metavar="OP",
-        help="int8: TFLite op types to keep float, e.g. UNIDIRECTIONAL_SEQUENCE_LSTM",
+        help="int8: TFLite op types to keep float, e.g. SOFTMAX",
+    )
+    parser.add_argument(
+        "--lstm",
+        choices=LSTM_MODES,
+        default="hybrid",
+        help="int8: how LSTMs are stored: hybrid = int8 weights with float activations "
+        "(default; faster and closer to Keras), int8 = full integer, float",
     )
     parser.add_argument(
         "--multi-label", action="store_true", help="sigmoid scores (default: the model's spec)"
@@ -138,6 +139,7 @@ def run_export(args: argparse.Namespace) -> int:
         num_calibration=args.calibration_count,
         keep_frontend_float=not args.frontend_int8,
         float_ops=tuple(args.float_ops),
+        lstm=args.lstm,
         multi_label=True if args.multi_label else None,
     )
     print(
@@ -146,6 +148,8 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"Ops: {result.summary.format()}")
     if result.summary.float_ops and result.quant in ("int8", "int16x8"):
         print(f"Float ops: {', '.join(result.summary.float_ops)}")
+    if result.lstm:
+        print(f"LSTMs: {result.lstm} (--lstm; hybrid = int8 weights, float activations)")
     return 0
 
 

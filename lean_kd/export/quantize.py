@@ -16,13 +16,13 @@ same value at any input level (log-mel mean error ~2 in natural-log units; a sma
 CNN's top-1 agreement with its Keras model drops from 1.0 to 0.35:
 benchmarks/results/export_frontend.md). The ops of every LogMelSpectrogram layer are
 denylisted with TFLite's QuantizationDebugger, which quantizes the rest of the calibrated
-model as the converter would. The same mechanism keeps chosen op types float
-(``float_ops``): an int8 LSTM over raw waveform patches can lose much more than the rest of
-the model, even with the scale repair below (the tone test model: top-1 agreement 0.92 and max
-score difference 0.99 with int8 LSTMs, 1.0 and < 0.02 with
-``float_ops=("UNIDIRECTIONAL_SEQUENCE_LSTM",)``), at the cost of the LSTM weights' float size.
+model as the converter would. The same mechanism keeps chosen op types float (``float_ops``)
+and the LSTMs (``lstm``, :data:`LSTM_MODES`): by default they are kept float by the converter
+and then given int8 weights (:mod:`lean_kd.export.hybrid_lstm`), because the integer LSTM
+kernel is both slow and lossy on raw waveform patches (the tone test model: top-1 agreement
+0.92 and max score difference 0.99 with int8 LSTMs, 1.0 and < 0.02 with float ones).
 
-Models with LSTMs need two more things under int8 (measured on LEAN trained on the synthetic
+Integer LSTMs (``lstm="int8"``) need two more things (measured on LEAN trained on the synthetic
 data: top-1 agreement with Keras 0.19 -> 0.975, mAP 0.877 -> 0.876 instead of 0.49; see
 benchmarks/results/export.md). The quantizer gives every CONCATENATION one scale for its inputs
 and output and pushes it back onto the ops that feed it, but the int8 LSTM kernel writes its
@@ -54,12 +54,11 @@ from ai_edge_litert import schema_py_generated as schema
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError, ExportError
+from lean_kd.export.modes import CALIBRATED_MODES, LSTM_MODES, QUANT_MODES
 from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
 
 logger = logging.getLogger(__name__)
 
-QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
-CALIBRATED_MODES = ("int8", "int16x8")
 LSTM_FLOAT_OPS = ("CONCATENATION",)  # kept float under int8 in models with LSTMs (see module)
 # Ops whose int8 kernels copy bytes without rescaling: the output is in the input's scale.
 BYTE_COPY_OPS = frozenset(
@@ -69,18 +68,24 @@ LSTM_HIDDEN_STATE_INPUT = 18  # UNIDIRECTIONAL_SEQUENCE_LSTM input: the output-s
 DatasetFn = Callable[[], Iterator[dict]]
 
 
-def check_mode(quant: str, model: keras.Model, float_ops: tuple[str, ...] = ()) -> None:
-    """Raise for an unknown mode or op name, or for int16x8 on a model with LSTM layers."""
+def check_mode(
+    quant: str, model: keras.Model, float_ops: tuple[str, ...] = (), lstm: str = "hybrid"
+) -> None:
+    """Raise for an unknown mode, op name or LSTM mode, or for int16x8 with LSTM layers."""
     if quant not in QUANT_MODES:
         raise ConfigError(
             f"Unknown quantization mode {quant!r}; expected one of {list(QUANT_MODES)}"
         )
+    if lstm not in LSTM_MODES:
+        raise ConfigError(f"Unknown LSTM mode {lstm!r}; expected one of {list(LSTM_MODES)}")
     unknown = [op for op in float_ops if op not in OP_NAMES.values()]
     if unknown:
         raise ConfigError(
             f"Unknown TFLite op type(s) {unknown} in float_ops; "
-            f"expected builtin names such as {FUSED_LSTM}"
+            "expected builtin names such as SOFTMAX"
         )
+    if FUSED_LSTM in float_ops:
+        raise ConfigError(f"Keep LSTMs float with lstm='float', not float_ops=[{FUSED_LSTM!r}]")
     if quant == "int16x8" and lstm_directions(model):
         raise ExportError(f"int16x8 is not supported for {FUSED_LSTM} (tensorflow#59626); use int8")
 
@@ -135,9 +140,15 @@ def int8_with_float_parts(
     return debug.get_nondebug_quantized_model()
 
 
-def int8_float_ops(model: keras.Model, requested: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Op types kept float under int8: ``requested`` plus :data:`LSTM_FLOAT_OPS` with LSTMs."""
-    extra = LSTM_FLOAT_OPS if lstm_directions(model) else ()
+def int8_float_ops(
+    model: keras.Model, requested: tuple[str, ...] = (), lstm: str = "hybrid"
+) -> tuple[str, ...]:
+    """Op types the converter keeps float under int8: ``requested``, and with LSTMs
+    :data:`LSTM_FLOAT_OPS` plus the LSTMs themselves unless ``lstm`` is ``"int8"`` (hybrid
+    LSTMs get int8 weights after conversion: :mod:`lean_kd.export.hybrid_lstm`)."""
+    extra: tuple[str, ...] = ()
+    if lstm_directions(model):
+        extra = LSTM_FLOAT_OPS if lstm == "int8" else (FUSED_LSTM, *LSTM_FLOAT_OPS)
     return tuple(dict.fromkeys((*requested, *extra)))
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
+from lean_kd.export.hybrid_lstm import hybridize_lstms
 from lean_kd.export.metadata import ModelInfo, add_metadata
 from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops
 from lean_kd.export.quantize import (
@@ -62,7 +63,8 @@ class ExportResult:
     labels: tuple[str, ...]
     multi_label: bool
     keep_frontend_float: bool  # int8 only: the log-mel frontend's ops stayed float
-    float_ops: tuple[str, ...]  # int8 only: op types kept float (requested + LSTM_FLOAT_OPS)
+    float_ops: tuple[str, ...]  # int8 only: op types the converter kept float
+    lstm: str  # int8 with LSTMs: how they are stored (LSTM_MODES); "" otherwise
     calibration_count: int  # waveforms used to calibrate (0 without calibration)
     timings_seconds: dict[str, float]
 
@@ -86,6 +88,7 @@ def export_tflite(
     num_calibration: int = 200,
     keep_frontend_float: bool = True,
     float_ops: tuple[str, ...] = (),
+    lstm: str = "hybrid",
     multi_label: bool | None = None,
     info: ModelInfo = ModelInfo(),
 ) -> ExportResult:
@@ -94,14 +97,15 @@ def export_tflite(
     ``representative``: calibration waveforms for int8 / int16x8 (see
     :func:`lean_kd.export.representative.calibration_set`), the first ``num_calibration``
     used. ``float_ops``: int8 only, TFLite op types to keep float besides those that models
-    with LSTMs always keep float (see :mod:`lean_kd.export.quantize`). ``multi_label`` None takes the model's
-    :class:`ModelSpec` (softmax without one).
+    with LSTMs always keep float; ``lstm``: int8 only, how LSTMs are stored, hybrid (int8
+    weights, float activations), int8 or float (see :mod:`lean_kd.export.quantize`).
+    ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one).
     Raises ExportError (ConfigError for an unknown mode) before converting when an input is
     wrong, and never leaves a partial file at ``out``.
     """
     out = Path(out)
     check_output_path(out)
-    check_mode(quant, model, float_ops)
+    check_mode(quant, model, float_ops, lstm)
     num_samples, spec = model_facts(model, labels=labels, sample_rate=sample_rate)
     multi_label = (spec.multi_label if spec else False) if multi_label is None else multi_label
     timings: dict[str, float] = {}
@@ -121,6 +125,7 @@ def export_tflite(
             calibration=calibration,
             keep_frontend_float=keep_frontend_float,
             float_ops=float_ops,
+            lstm=lstm,
             multi_label=multi_label,
         )
     with _timed(timings, "metadata_and_write"):
@@ -139,7 +144,8 @@ def export_tflite(
         labels=tuple(labels),
         multi_label=multi_label,
         keep_frontend_float=int8 and keep_frontend_float and bool(frontend_layers(model)),
-        float_ops=int8_float_ops(model, tuple(float_ops)) if int8 else (),
+        float_ops=int8_float_ops(model, tuple(float_ops), lstm) if int8 else (),
+        lstm=lstm if int8 and lstm_directions(model) else "",
         calibration_count=len(calibration or ()),
         timings_seconds=timings,
     )
@@ -154,6 +160,7 @@ def convert(
     calibration: list[np.ndarray] | None = None,
     keep_frontend_float: bool = True,
     float_ops: tuple[str, ...] = (),
+    lstm: str = "hybrid",
     multi_label: bool = False,
 ) -> bytes:
     """The checked TFLite flatbuffer of ``model`` in mode ``quant`` (no metadata).
@@ -162,7 +169,7 @@ def convert(
     the calibrated modes. Raises ExportError listing ops that are not builtin, and when the
     graph has loops, several subgraphs or unfused LSTMs.
     """
-    check_mode(quant, model, float_ops)
+    check_mode(quant, model, float_ops, lstm)
     if quant in CALIBRATED_MODES and not calibration:
         raise ExportError(
             f"Quantization mode {quant} needs a representative dataset (calibration waveforms)"
@@ -174,10 +181,12 @@ def convert(
     dataset = dataset_fn(calibration) if calibration else None
     configure(converter, quant, dataset)
     layers = frontend_layers(model) if quant == "int8" and keep_frontend_float else []
-    float_ops = int8_float_ops(model, tuple(float_ops)) if quant == "int8" else ()
+    float_ops = int8_float_ops(model, tuple(float_ops), lstm) if quant == "int8" else ()
     flatbuffer = _run_converter(converter, quant, dataset, layers=layers, float_ops=float_ops)
     if quant in CALIBRATED_MODES:
         flatbuffer, _ = repair_scales(flatbuffer)
+    if quant == "int8" and lstm == "hybrid":
+        flatbuffer, _ = hybridize_lstms(flatbuffer)
     check_graph(summarize_ops(flatbuffer), lstm_directions=lstm_directions(model))
     return flatbuffer
 

@@ -193,6 +193,7 @@ def _export_one(ctx, model, quant: str, path: Path, num_samples: int, windows) -
             num_calibration=recipe.export.num_calibration,
             keep_frontend_float=recipe.export.keep_frontend_float,
             float_ops=recipe.export.float_ops,
+            lstm=recipe.export.lstm,
             multi_label=index.multi_label,
         )
     except OSError as exc:  # e.g. a full disk while the converter writes its temporary files

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import fsdd_kd
 import run_all
 import run_all_report as report
 
@@ -86,7 +87,8 @@ def test_table_puts_yamnet_first_with_na_map_and_same_run_ratios():
     assert yamnet["latency"][0]["p50_ms"] == 10.0  # the baseline of LEAN int8's run
     lines = report.results_table(results, yamnet)
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    assert cells[0][:6] == [report.YAMNET_NAME, "TFLite float32", "4.00", "n/a", "n/a", "n/a"]
+    assert cells[0][:6] == [report.YAMNET_NAME, report.YAMNET_FORMAT, "4.00", "n/a", "n/a", "n/a"]
+    assert cells[2][1] == "TFLite int8 (hybrid LSTMs)"
     assert cells[0][-1] == "1.00"
     assert cells[1][3:8] == ["0.900", "0.910", "0.800", "1.00", "2.00"] and cells[1][-1] == "0.25"
     assert cells[2][3:6] == ["0.950", "n/a", "n/a"] and cells[2][-1] == "1.20"
@@ -117,6 +119,23 @@ def test_lean_tiny_recipe_is_fsdd_kd_with_lean_tiny():
     assert recipe.student.name == "lean_tiny" and recipe.training.seed == 3
     assert recipe.loss == tuple(run_all.METHODS["KD"])
     assert recipe.data == base.data and recipe.training.epochs == base.training.epochs
+
+
+def test_fsdd_student_recipes_take_the_students_model_epochs_method_and_seed():
+    base = run_all.load_recipe(run_all.RECIPE)
+    lean = fsdd_kd.student_recipe(base, "lean", "KD + PKT", seed=2)
+    cnn = fsdd_kd.student_recipe(base, "cnn", "no KD", seed=1)
+    assert (lean.student.name, lean.training.epochs, lean.training.seed) == ("lean", 3, 2)
+    assert [term["name"] for term in lean.loss] == ["hinton_kd", "pkt"]
+    assert (cnn.student.name, cnn.training.epochs, cnn.loss) == ("mobilenet_v2", 4, ({"name": "ce"},))
+    assert lean.teacher == cnn.teacher == base.teacher and lean.cache == base.cache
+
+
+def test_write_atomic_replaces_the_whole_file(tmp_path):
+    path = tmp_path / "table.md"
+    fsdd_kd.write_atomic(path, "old")
+    fsdd_kd.write_atomic(path, "new")
+    assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["table.md"]
 
 
 def test_summary_without_any_measured_model_says_so():

@@ -22,7 +22,6 @@ import mediapipe_env
 from lean_kd.audio.io import load_audio, write_wav
 from lean_kd.audio.windows import split_windows
 from lean_kd.export.metadata import add_metadata
-from lean_kd.export.ops import FUSED_LSTM
 from lean_kd.export.tflite import export_tflite
 from lean_kd.export.verify import tflite_scores
 
@@ -79,11 +78,11 @@ def test_float32_model_classifies_wav_like_lean_kd(wav, tmp_path):
 
 
 def test_int8_lstm_model_classifies_wav_like_lean_kd(wav, tmp_path):
-    """LEAN-shaped: log-mel + conv branch and a BiLSTM over raw patches, int8 with float LSTM."""
+    """LEAN-shaped: log-mel + conv branch and a BiLSTM over raw patches, int8 with hybrid LSTMs."""
     path = tmp_path / "lstm_int8.tflite"
     path.write_bytes(
         add_metadata(
-            h.converted("lstm", "int8", float_ops=(FUSED_LSTM,)), labels=h.LABELS, sample_rate=16000
+            h.converted("lstm", "int8"), labels=h.LABELS, sample_rate=16000
         )
     )
     _, scores = mediapipe_scores(path, wav)

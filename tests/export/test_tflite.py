@@ -21,9 +21,6 @@ from lean_kd.export.representative import calibration_set, representative_from_i
 from lean_kd.export.verify import TOLERANCES, keras_scores, parity, tflite_scores
 from lean_kd.models.contract import ModelSpec, contract_outputs, waveform_input
 
-KEEP_LSTM_FLOAT = (FUSED_LSTM,)
-
-
 @pytest.fixture(scope="module")
 def windows() -> np.ndarray:
     return h.tone_windows(24, seed=5)[0]
@@ -49,10 +46,10 @@ def test_plain_model_scores_match_keras_within_mode_tolerance(quant, windows):
 
 
 @pytest.mark.parametrize(
-    "quant, float_ops", [("float32", ()), ("float16", ()), ("int8", KEEP_LSTM_FLOAT)]
+    "quant, lstm", [("float32", "hybrid"), ("float16", "hybrid"), ("int8", "float"), ("int8", "hybrid")]
 )
-def test_lstm_model_scores_match_keras(quant, float_ops, windows):
-    model_bytes = h.converted("lstm", quant, float_ops=float_ops)
+def test_lstm_model_scores_match_keras(quant, lstm, windows):
+    model_bytes = h.converted("lstm", quant, lstm=lstm)
     result = parity(h.trained_model("lstm"), model_bytes, windows)
     assert result.max_abs_diff <= TOLERANCES[quant]
     assert result.top1_agreement == 1.0
@@ -63,7 +60,6 @@ def test_bilstm_becomes_two_fused_lstm_ops_in_one_subgraph(quant):
     summary = summarize_ops(h.converted("lstm", quant))
     assert summary.ops.count(FUSED_LSTM) == 2
     assert "WHILE" not in summary.ops and summary.subgraph_count == 1
-    assert FUSED_LSTM not in summary.float_ops or quant == "float32"
 
 
 def test_signature_is_float_waveform_in_and_float_scores_out_for_int8():
@@ -209,6 +205,16 @@ def _waveform(samples: int = 16000, value: float = 0.0, dtype=np.float32) -> np.
             {"float_ops": ("LSTM_FAST",)},
             ConfigError,
             r"Unknown TFLite op type\(s\) \['LSTM_FAST'\]",
+        ),
+        (
+            {"float_ops": (FUSED_LSTM,)},
+            ConfigError,
+            rf"Keep LSTMs float with lstm='float', not float_ops=\['{FUSED_LSTM}'\]",
+        ),
+        (
+            {"lstm": "int4"},
+            ConfigError,
+            r"Unknown LSTM mode 'int4'; expected one of \['hybrid', 'int8', 'float'\]",
         ),
         ({"labels": ["a", "b"]}, ExportError, r"has 3 classes, got 2 labels"),
         (

@@ -1,0 +1,115 @@
+"""Hybrid LSTMs in an int8 model: int8 weights, float activations (TFLite's dynamic-range kernel).
+
+Full int8 runs each UNIDIRECTIONAL_SEQUENCE_LSTM with the integer kernel, which XNNPACK does
+not take over and which is slow (LEAN's two BiLSTM(128)s alone: 5.4x the official YAMNet's
+latency at one thread, benchmarks/results/summary.md) and lossy on raw-waveform patches. The
+dynamic-range kernel keeps the weights in int8 (same file size) but computes with float
+activations, quantizing each input row on the fly: 0.89x YAMNet for the same LSTMs.
+
+The converter cannot mix calibrated int8 ops with dynamic-range ones, so the LSTMs are first
+kept float (denylisted in :func:`lean_kd.export.quantize.int8_with_float_parts`) and
+:func:`hybridize_lstms` then rewrites their weight tensors the way dynamic-range quantization
+does: symmetric per-tensor int8 (scale = max |w| / 127, zero point 0), biases, states and
+layer-norm coefficients float, ``asymmetric_quantize_inputs`` on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from lean_kd.errors import ExportError
+from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
+
+logger = logging.getLogger(__name__)
+
+# UNIDIRECTIONAL_SEQUENCE_LSTM inputs that hold weights (tensorflow/lite/kernels/lstm_shared.h):
+# input-to-gate 1-4, recurrent-to-gate 5-8, peephole 9-11, projection 16.
+LSTM_WEIGHT_INPUTS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16)
+INT8_MAX = 127
+
+
+def symmetric_int8(weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """``weights`` as int8 with one scale, as TFLite's dynamic-range quantizer does."""
+    peak = float(np.max(np.abs(weights))) if weights.size else 0.0
+    scale = peak / INT8_MAX if peak > 0 else 1.0
+    quantized = np.clip(np.round(weights / scale), -INT8_MAX, INT8_MAX).astype(np.int8)
+    return quantized, scale
+
+
+def hybridize_lstms(model: bytes) -> tuple[bytes, int]:
+    """``model`` with every float LSTM's weights in int8; returns it and the number of LSTMs.
+
+    LSTMs whose input is not float (already integer) are left alone. Raises ExportError when a
+    weight buffer is shared with a tensor that is not an LSTM weight (rewriting it would change
+    that tensor too).
+    """
+    unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+    graph = unpacked.subgraphs[0]
+    codes = [
+        OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
+    ]
+    lstms = [
+        op
+        for op in graph.operators
+        if codes[op.opcodeIndex] == FUSED_LSTM
+        and graph.tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
+    ]
+    if not lstms:
+        return model, 0
+    weights = {
+        op.inputs[i]
+        for op in lstms
+        for i in LSTM_WEIGHT_INPUTS
+        if i < len(op.inputs) and op.inputs[i] >= 0
+    }
+    _check_buffers_private(graph, weights)
+    scales: dict[int, float] = {}  # buffer -> scale: tensors may share a deduplicated buffer
+    for index in sorted(weights):
+        _quantize_weight(graph.tensors[index], unpacked.buffers, scales)
+    for op in lstms:
+        op.builtinOptions.asymmetricQuantizeInputs = True
+    logger.info("Hybrid LSTMs: %d op(s), %d weight tensors in int8", len(lstms), len(weights))
+    builder = flatbuffers.Builder(len(model))
+    builder.Finish(unpacked.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output()), len(lstms)
+
+
+def _check_buffers_private(graph: schema.SubGraphT, weights: set[int]) -> None:
+    owners: dict[int, set[int]] = {}
+    for index, tensor in enumerate(graph.tensors):
+        owners.setdefault(tensor.buffer, set()).add(index)
+    for index in weights:
+        others = owners[graph.tensors[index].buffer] - weights
+        if others:
+            names = [_name(graph.tensors[i]) for i in sorted(others)]
+            raise ExportError(
+                f"LSTM weight {_name(graph.tensors[index])} shares its buffer with {names}; "
+                "cannot store it in int8 alone"
+            )
+
+
+def _quantize_weight(
+    tensor: schema.TensorT, buffers: list[schema.BufferT], scales: dict[int, float]
+) -> None:
+    if tensor.type != schema.TensorType.FLOAT32:
+        return
+    if tensor.buffer not in scales:
+        buffer = buffers[tensor.buffer]
+        if buffer.data is None or len(buffer.data) == 0:
+            raise ExportError(f"LSTM weight {_name(tensor)} is not a constant; cannot quantize it")
+        quantized, scales[tensor.buffer] = symmetric_int8(np.frombuffer(bytes(buffer.data), "<f4"))
+        buffer.data = np.frombuffer(quantized.tobytes(), dtype=np.uint8)
+    scale = scales[tensor.buffer]
+    tensor.type = schema.TensorType.INT8
+    params = schema.QuantizationParametersT()
+    params.scale, params.zeroPoint, params.quantizedDimension = [scale], [0], 0
+    tensor.quantization = params
+
+
+def _name(tensor: schema.TensorT) -> str:
+    name = tensor.name
+    return name.decode() if isinstance(name, bytes) else str(name)
