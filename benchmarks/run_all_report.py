@@ -234,10 +234,33 @@ def results_table(results: Sequence[Measured], yamnet: Mapping | None) -> list[s
     return markdown_table(HEADER, rows, align="ll" + "r" * (len(HEADER) - 2))
 
 
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "asimddp")  # int8 dot-product instructions
+
+
+def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """", CPU model with/without int8 dot products" from ``cpuinfo`` ("" where unreadable).
+
+    Without them (x86 with AVX2 only) XNNPACK's int8 kernels run no faster than its float
+    ones, so int8 models gain size, not speed, against a float model such as YAMNet.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return ""
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in pairs}
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    dots = sorted(flags & set(INT8_DOT_FLAGS))
+    model = fields.get("model name") or fields.get("CPU part") or "unknown CPU"
+    has = f"int8 dot products ({', '.join(dots)})" if dots else "no int8 dot-product instructions"
+    return f" ({model}, {has})"
+
+
 def macs_lines(results: Sequence[Measured], yamnet: Mapping | None, top: int = 5) -> list[str]:
     """Per model, the op types with the most MACs: where the latency of each graph goes."""
     models = ([(YAMNET_NAME, yamnet)] if yamnet else []) + [
-        (f"{m.candidate.name} {m.candidate.quant}", m.bench["models"][0]) for m in results
+        (f"{m.candidate.name} {m.candidate.format.removeprefix('TFLite ')}", m.bench["models"][0])
+        for m in results
     ]
     lines = []
     for name, model in models:
@@ -337,8 +360,8 @@ def method_paragraphs(reports: Sequence[Mapping], context: Mapping) -> list[str]
         "memory goal uses it); 'process' = the whole process's peak RSS."
     )
     machine = (
-        f"Machine: {host.get('machine')}, {host.get('cpu_count')} cores, {host.get('runtime')}, "
-        f"Python {host.get('python')}; load average {context['load_start']:.1f} at the start "
+        f"Machine: {host.get('machine')}, {host.get('cpu_count')} cores{cpu_features()}, "
+        f"{host.get('runtime')}, Python {host.get('python')}; load average {context['load_start']:.1f} at the start "
         f"and {os.getloadavg()[0]:.1f} at the end (a shared machine: absolute latencies and p50 "
         "ratios vary from run to run)."
     )

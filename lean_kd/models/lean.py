@@ -39,8 +39,10 @@ log-mel instead (better when freezing YAMNet).
 
 The model is flat (YAMNet's layers are applied with :func:`backbone_features`), as tfmot's QAT
 needs, and its LSTMs keep Keras defaults so TFLite fuses them (convert with batch 1).
-``lean_tiny`` (YAMNet width 0.5, 2 x BiLSTM(64)) cannot load the official weights (the shapes
-differ): it starts from random init and is meant to be distilled from a teacher.
+``lean_tiny`` (YAMNet width 0.5, one BiLSTM(64)) cannot load the official weights (the shapes
+differ): it starts from random init and is meant to be distilled from a teacher. One LSTM layer
+instead of two: in int8 with hybrid LSTMs at one x86 thread, 0.90x the official YAMNet's
+latency instead of 1.04x (the LSTM steps run one after another; benchmarks/results/summary.md).
 """
 
 from __future__ import annotations
@@ -191,6 +193,6 @@ register(
 )
 register(
     "lean_tiny", build_lean, LEANConfig,
-    description="LEAN with YAMNet width 0.5 and 2 x BiLSTM(64), random init (to be distilled)",
-    yamnet_width=0.5, lstm_units=64, projection_units=64, pretrained=False,
+    description="LEAN with YAMNet width 0.5 and 1 x BiLSTM(64), random init (to be distilled)",
+    yamnet_width=0.5, lstm_units=64, lstm_layers=1, projection_units=64, pretrained=False,
 )

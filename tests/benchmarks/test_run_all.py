@@ -138,6 +138,15 @@ def test_write_atomic_replaces_the_whole_file(tmp_path):
     assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["table.md"]
 
 
+def test_cpu_features_name_the_model_and_its_int8_dot_products(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n")
+    assert report.cpu_features(str(cpuinfo)) == " (AMD EPYC, no int8 dot-product instructions)"
+    cpuinfo.write_text("model name\t: Xeon\nflags\t\t: avx2 avx512_vnni avx_vnni\n")
+    assert report.cpu_features(str(cpuinfo)) == " (Xeon, int8 dot products (avx512_vnni, avx_vnni))"
+    assert report.cpu_features(str(tmp_path / "missing")) == ""
+
+
 def test_summary_without_any_measured_model_says_so():
     context = {
         "command": "python benchmarks/run_all.py",
