@@ -21,7 +21,7 @@ from lean_kd._keras import tf
 from lean_kd.audio.features import log_mel as compute_log_mel
 from lean_kd.audio.features import mel_matrix
 from lean_kd.audio.io import load_audio, read_audio_info
-from lean_kd.audio.wav_tf import WavDecoder, scan_wavs
+from lean_kd.audio.wav_tf import WavDecoder, WavScan, scan_wavs
 from lean_kd.audio.windows import split_windows
 from lean_kd.config import AudioConfig, AugmentConfig, LogMelConfig, PipelineConfig
 from lean_kd.data.augment import mixup, spec_augment
@@ -129,20 +129,22 @@ class AudioPipeline:
                 )
         batch_size = self._batch_size(input_context)
         seed = self.config.seed
-        graph, rates = scan_wavs([e.path for e in examples])
+        scan = scan_wavs([e.path for e in examples], self.audio.sample_rate)
         if training and self.config.balanced:
-            files = self._balanced_files(examples, graph, seed)
+            files = self._balanced_files(examples, scan, seed)
         else:
-            files = self._files(examples, graph)
+            files = self._files(examples, scan)
             if input_context is not None:  # shard files, not decoded audio
                 files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
             if training and self.config.shuffle_buffer:
                 files = files.shuffle(self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        ds = self._decode(files, rates)
-        crop_mode = "random" if training else "center"
-        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
+        ds = self._decode(files, scan)
         stored = None if crops is None else crops.tensors()
-        ds = ds.map(lambda item, s: self._crop(item, s, crop_mode, stored), num_parallel_calls=AUTOTUNE)
+        if training:  # random crops: one seed per clip
+            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
+            ds = ds.map(lambda item, s: self._crop(item, s, "random", stored), num_parallel_calls=AUTOTUNE)
+        else:
+            ds = ds.map(lambda item: self._crop(item, None, "center", stored), num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
         if training:
             ds = self._with_batch_seeds(ds, seed + 1).map(self._augment, num_parallel_calls=AUTOTUNE)
@@ -173,8 +175,8 @@ class AudioPipeline:
                 }
             )
 
-        graph, rates = scan_wavs([e.path for e in examples])
-        ds = self._decode(self._files(examples, graph), rates).flat_map(to_windows)
+        scan = scan_wavs([e.path for e in examples], self.audio.sample_rate)
+        ds = self._decode(self._files(examples, scan), scan).flat_map(to_windows)
         ds = ds.batch(self.config.batch_size, num_parallel_calls=AUTOTUNE)
         return _with_options(ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
 
@@ -204,23 +206,23 @@ class AudioPipeline:
             return self.config.batch_size
         return input_context.get_per_replica_batch_size(self.config.batch_size)
 
-    def _files(self, examples: Sequence[Example], graph: np.ndarray) -> tf.data.Dataset:
-        """Path, ``graph`` (read in the graph), label vector and ``row`` (position in split
+    def _files(self, examples: Sequence[Example], scan: WavScan) -> tf.data.Dataset:
+        """Path, how the graph decodes it (``scan``), label vector and ``row`` (position in split
         order) of each example."""
         items = {
             "path": [e.path for e in examples],
-            "graph": graph,
+            **scan.tensors(),
             "labels": self.index.label_matrix(examples),
             "row": np.arange(len(examples), dtype=np.int32),
         }
         return tf.data.Dataset.from_tensor_slices(items)
 
-    def _balanced_files(self, examples: Sequence[Example], graph: np.ndarray, seed: int) -> tf.data.Dataset:
+    def _balanced_files(self, examples: Sequence[Example], scan: WavScan, seed: int) -> tf.data.Dataset:
         """Draw a class uniformly, then one of its examples: one pass = len(examples) draws."""
         per_class = class_members(self.index.label_matrix(examples))
         table = tf.ragged.constant(per_class, dtype=tf.int64)
         paths = tf.constant([e.path for e in examples])
-        graph = tf.constant(graph)
+        wav = {name: tf.constant(values) for name, values in scan.tensors().items()}
         labels = tf.constant(self.index.label_matrix(examples))
         num_classes = len(per_class)
 
@@ -228,36 +230,40 @@ class AudioPipeline:
             cls = r[0] % num_classes
             members = table[cls]
             pick = members[r[1] % tf.shape(members, out_type=tf.int64)[0]]
-            return {"path": paths[pick], "graph": graph[pick], "labels": labels[pick], "row": tf.cast(pick, tf.int32)}
+            picked = {name: values[pick] for name, values in wav.items()}
+            return {"path": paths[pick], **picked, "labels": labels[pick], "row": tf.cast(pick, tf.int32)}
 
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
 
-    def _decode(self, files: tf.data.Dataset, wav_rates_hz: Sequence[int]) -> tf.data.Dataset:
+    def _decode(self, files: tf.data.Dataset, scan: WavScan) -> tf.data.Dataset:
         """Decode files in parallel: canonical PCM16 WAVs in the graph, others through soundfile."""
         rate, broken, strict = self.audio.sample_rate, self.broken, self.config.strict
-        wav = WavDecoder(rate, wav_rates_hz)
+        wav = WavDecoder(scan)
 
         def load(path: bytes) -> np.ndarray:
             return _load_or_skip(path.decode(), rate, broken, strict)
 
         def decode(item: dict) -> dict:
             item = dict(item)
-            path, graph = item.pop("path"), item.pop("graph")
+            path = item.pop("path")
+            header = {name: item.pop(name) for name in scan.tensors()}
 
             def fallback() -> tf.Tensor:
                 waveform = tf.numpy_function(load, [path], tf.float32, stateful=False)
                 return tf.reshape(waveform, [-1])  # [samples]
 
+            graph = header["wav_route"] >= 0
             contents = tf.cond(graph, lambda: tf.io.read_file(path), lambda: tf.constant(b""))
-            item["waveform"] = wav.decode(contents, fallback)  # [samples]
+            item["waveform"] = wav.decode(contents, header, fallback)  # [samples]
             return item
 
         ds = files.map(decode, num_parallel_calls=AUTOTUNE)
         ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)  # broken files come back empty
         return ds.cache() if self.config.cache else ds
 
-    def _crop(self, item: dict, seed: tf.Tensor, mode: str, stored: dict[str, tf.Tensor] | None) -> dict:
+    def _crop(self, item: dict, seed: tf.Tensor | None, mode: str, stored: dict[str, tf.Tensor] | None) -> dict:
+        """Fixed-length crop; ``seed`` draws the random offset (unused for centred crops)."""
         length = self.audio.clip_samples
         waveform = item["waveform"]
         short = tf.maximum(0, length - tf.shape(waveform)[0])

@@ -8,7 +8,7 @@ import soxr
 from lean_kd._keras import tf
 from lean_kd.audio.io import load_audio
 from lean_kd.audio.resample_tf import design, supported
-from lean_kd.audio.wav_tf import WavDecoder, scan_wavs
+from lean_kd.audio.wav_tf import FALLBACK, WavDecoder, canonical_header, scan_wavs
 from lean_kd.errors import ConfigError
 
 SENTINEL = [-7.0]  # what the test fallback returns, so a test can see which route ran
@@ -45,10 +45,12 @@ def test_unsupported_ratios_are_rejected():
         design(44101, 16000)
 
 
-def decode(path, rates=(8000, 16000), target=16000):
-    decoder = WavDecoder(target, rates)
-    contents = tf.io.read_file(str(path))
-    return decoder.decode(contents, lambda: tf.constant(SENTINEL)).numpy()
+def decode(path, target=16000, contents=None):
+    """Scan ``path`` then decode it (or ``contents``, bytes read later) as the pipeline does."""
+    scan = scan_wavs([str(path)], target)
+    item = {name: tf.constant(values[0]) for name, values in scan.tensors().items()}
+    contents = tf.io.read_file(str(path)) if contents is None else tf.constant(contents)
+    return WavDecoder(scan).decode(contents, item, lambda: tf.constant(SENTINEL)).numpy()
 
 
 def test_pcm16_at_the_target_rate_equals_soundfile_with_stereo_downmix(tmp_path):
@@ -101,7 +103,7 @@ def write_variant(path, kind):
 
 
 @pytest.mark.parametrize(
-    "kind", ["pcm24", "float", "rate_22050", "truncated", "trailing_chunk", "header_only", "not_audio"]
+    "kind", ["pcm24", "float", "truncated", "trailing_chunk", "header_only", "not_audio"]
 )
 def test_other_files_take_the_fallback(tmp_path, kind):
     path = tmp_path / f"{kind}.wav"
@@ -109,20 +111,35 @@ def test_other_files_take_the_fallback(tmp_path, kind):
     np.testing.assert_array_equal(decode(path), SENTINEL)
 
 
-def test_empty_contents_and_no_rates_take_the_fallback(tmp_path):
-    decoder = WavDecoder(16000, (8000,))
-    np.testing.assert_array_equal(decoder.decode(tf.constant(b""), lambda: tf.constant(SENTINEL)), SENTINEL)
+def test_unsupported_rate_and_a_file_changed_since_the_scan_take_the_fallback(tmp_path):
+    path = tmp_path / "odd.wav"
+    soundfile.write(path, signals(8000)["tone"], 44101, subtype="PCM_16")  # ratio too complex
+    np.testing.assert_array_equal(decode(path), SENTINEL)
     path = tmp_path / "ok.wav"
     write_variant(path, "pcm16")
-    np.testing.assert_array_equal(decode(path, rates=()), SENTINEL)
-    np.testing.assert_array_equal(decode(path, rates=(8000, 44101)).shape, [2 * 5600])  # 44101 dropped
+    assert decode(path).shape == (2 * 5600,)
+    np.testing.assert_array_equal(decode(path, contents=path.read_bytes()[:-100]), SENTINEL)
+    np.testing.assert_array_equal(decode(path, contents=b""), SENTINEL)
 
 
-def test_scan_marks_existing_wavs_and_collects_their_rates(tmp_path):
-    for kind in ("pcm16", "rate_22050", "not_audio"):
+def test_header_check_accepts_only_canonical_pcm16(tmp_path):
+    path = tmp_path / "s.wav"
+    soundfile.write(path, np.zeros((50, 2)), 22050, subtype="PCM_16")
+    data = path.read_bytes()
+    assert canonical_header(data[:44], len(data)) == (22050, 2)
+    assert canonical_header(data[:44], len(data) + 1) is None  # data chunk must end the file
+    assert canonical_header(data[:40], len(data)) is None
+    odd_byte_rate = data[:28] + (22050 * 4 + 1).to_bytes(4, "little") + data[32:44]
+    assert canonical_header(odd_byte_rate, len(data)) is None
+
+
+def test_scan_routes_canonical_wavs_by_rate_and_the_rest_to_the_fallback(tmp_path):
+    for kind in ("pcm16", "rate_22050", "not_audio", "truncated"):
         write_variant(tmp_path / f"{kind}.wav", kind)
     soundfile.write(tmp_path / "x.flac", np.zeros(100), 8000)
-    paths = [str(tmp_path / n) for n in ("pcm16.wav", "rate_22050.wav", "not_audio.wav", "x.flac", "gone.wav")]
-    readable, rates = scan_wavs(paths)
-    np.testing.assert_array_equal(readable, [True, True, True, False, False])
-    assert rates == (8000, 22050)
+    names = ("pcm16.wav", "rate_22050.wav", "not_audio.wav", "truncated.wav", "x.flac", "gone.wav")
+    scan = scan_wavs([str(tmp_path / n) for n in names], 16000)
+    assert scan.rates_hz == (8000, 22050)
+    np.testing.assert_array_equal(scan.route, [0, 1, FALLBACK, FALLBACK, FALLBACK, FALLBACK])
+    assert scan.file_bytes[0] == (tmp_path / "pcm16.wav").stat().st_size
+    np.testing.assert_array_equal(scan.channels, [1] * 6)
