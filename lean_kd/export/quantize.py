@@ -56,6 +56,7 @@ from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError, ExportError
 from lean_kd.export.modes import CALIBRATED_MODES, LSTM_MODES, QUANT_MODES
 from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
+from lean_kd.models.yamnet_layers import WaveformPadding
 
 logger = logging.getLogger(__name__)
 
@@ -279,24 +280,46 @@ def layer_nodes(model: bytes, layer_names: list[str]) -> list[str]:
     """Output tensor names of the ops that belong to the named layers.
 
     TFLite names an op's output after the TF ops it came from (``model/log_mel/stft/rfft``,
-    fused ops as ``a;b``), so an op belongs to a layer when a path segment equals its name.
+    fused ops as ``a;b``), so an op belongs to a layer when whole path segments spell its name
+    (``wave_encoder/patches`` in ``lean/wave_encoder/patches/Reshape``).
     """
-    wanted = set(layer_names)
+    wanted = [f"/{name}/" for name in layer_names]
     graph = schema.Model.GetRootAs(model, 0).Subgraphs(0)
     names = []
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         for j in range(op.OutputsLength()):
             name = graph.Tensors(op.Outputs(j)).Name().decode()
-            segments = {s for part in name.split(";") for s in part.split("/")}
-            if segments & wanted:
+            parts = [f"/{part}/" for part in name.split(";")]
+            if any(w in part for w in wanted for part in parts):
                 names.append(name)
     return names
 
 
 def frontend_layers(model: keras.Model) -> list[str]:
-    """Names of the LogMelSpectrogram layers in ``model`` (nested models included)."""
-    return [m.name for m in model.submodules if isinstance(m, LogMelSpectrogram)]
+    """Names of the layers that carry the waveform into features, kept float under int8.
+
+    The log-mel layers, and the layers that only pad or reshape a waveform input (YAMNet's
+    ``waveform_padding``, LEAN's ``wave_encoder/patches``): quantized, these turned the audio
+    into int8 samples (a step of 0.007 for [-1, 1]) before the float log-mel or the hybrid
+    LSTMs. Nested models included.
+    """
+    inputs = {id(t) for m in (model, *model.submodules) if isinstance(m, keras.Model) for t in m.inputs}
+    names = []
+    for layer in model.submodules:
+        if isinstance(layer, (LogMelSpectrogram, WaveformPadding)):
+            names.append(layer.name)
+        elif isinstance(layer, keras.layers.Reshape) and _consumes(layer, inputs):
+            names.append(layer.name)
+    return names
+
+
+def _consumes(layer: keras.layers.Layer, tensors: set[int]) -> bool:
+    """Whether every call of ``layer`` takes one of ``tensors`` (by identity) as its input."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    return bool(nodes) and all(
+        len(node.keras_inputs) == 1 and id(node.keras_inputs[0]) in tensors for node in nodes
+    )
 
 
 def lstm_directions(model: keras.Model) -> int:

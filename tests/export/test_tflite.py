@@ -16,9 +16,10 @@ from lean_kd.errors import ConfigError, ExportError
 from lean_kd.export import tflite
 from lean_kd.export.metadata import read_metadata
 from lean_kd.export.ops import FUSED_LSTM, OpSummary, check_graph, summarize_ops, unsupported_ops
-from lean_kd.export.quantize import QUANT_MODES, lstm_directions
+from lean_kd.export.quantize import QUANT_MODES, frontend_layers, lstm_directions
 from lean_kd.export.representative import calibration_set, representative_from_index
 from lean_kd.export.verify import TOLERANCES, keras_scores, parity, tflite_scores
+from lean_kd.models import registry
 from lean_kd.models.contract import ModelSpec, contract_outputs, waveform_input
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,38 @@ def test_frontend_ops_builtin_and_kept_float_only_when_asked():
     assert {"LOG", "MUL", "PAD"} <= set(kept.float_ops) and "CONV_2D" not in kept.float_ops
     quantized = summarize_ops(h.converted("plain", "int8", keep_frontend_float=False))
     assert "LOG" not in quantized.float_ops and "CONV_2D" not in quantized.float_ops
+
+
+def test_int8_feeds_the_waveform_unquantized_to_the_frontend_and_lstm_patches(windows):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(
+        model_content=h.converted("lstm", "int8"), experimental_preserve_all_tensors=True
+    )
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]["index"]
+    consumers = [op for op in interpreter._get_ops_details() if source in op["inputs"]]
+    assert consumers and "QUANTIZE" not in {op["op_name"] for op in consumers}
+    interpreter.set_tensor(source, windows[:1])
+    interpreter.invoke()
+    outputs = [interpreter.get_tensor(op["outputs"][0]) for op in consumers]
+    patches = [x for x in outputs if x.shape == (1, 40, 400)]  # one per LSTM direction
+    assert patches
+    for x in patches:
+        np.testing.assert_array_equal(x.reshape(-1), windows[0])  # the samples, not 8-bit steps
+
+
+def test_frontend_layers_include_waveform_padding_and_input_reshapes():
+    teacher = registry.build("yamnet_teacher", 3, pretrained=False)
+    assert set(frontend_layers(teacher)) == {"waveform_padding", "log_mel"}
+    lstm = h.build_model("lstm")  # its image Reshape reads the log-mel, not the waveform
+    reshapes = {
+        layer.output_shape[1:]: layer.name
+        for layer in lstm.layers
+        if isinstance(layer, keras.layers.Reshape)
+    }
+    assert set(frontend_layers(lstm)) == {"log_mel", reshapes[(40, 400)]}
+    assert frontend_layers(h.build_model("plain")) == ["log_mel"]
 
 
 def test_float_frontend_keeps_int8_scores_close_on_quiet_input(quiet_windows):
