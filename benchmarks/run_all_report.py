@@ -133,8 +133,13 @@ def ratio(measured: Measured | None, measure: str) -> float | None:
         own, base = latency(models[0]), latency(models[1])
         key = LATENCY_MEASURES[measure]
         return own[key] / base[key] if own and base and base[key] else None
-    delta = models[0]["memory"]["model_delta_bytes"]
-    return None if delta is None else delta / models[0]["file_size_bytes"]
+    return memory_ratio(models[0])
+
+
+def memory_ratio(model: Mapping) -> float | None:
+    """A bench model entry's memory (over the runtime import) divided by its file size."""
+    delta = model["memory"]["model_delta_bytes"]
+    return None if delta is None else delta / model["file_size_bytes"]
 
 
 def goal_lines(results: Mapping[str, Measured]) -> list[str]:
@@ -153,7 +158,14 @@ def goal_lines(results: Mapping[str, Measured]) -> list[str]:
                 else None
             )
             if fastest is not None:
-                verdict += f"; ratio of the fastest invokes {fastest:.2f} (less sensitive to CPU contention)"
+                verdict += (
+                    f"; ratio of the fastest invokes {fastest:.2f} "
+                    "(less sensitive to CPU contention)"
+                )
+            baseline = results[goal.key].bench["models"][1:]
+            yamnet = memory_ratio(baseline[0]) if baseline else None
+            if goal.measure == "memory_vs_size" and yamnet is not None:
+                verdict += f"; the official YAMNet's by the same measure: {yamnet:.2f}"
         lines.append(f"- {goal.text}: {verdict}")
     return lines
 
@@ -238,7 +250,7 @@ INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "asimddp")  # int8 dot-product inst
 
 
 def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """", CPU model with/without int8 dot products" from ``cpuinfo`` ("" where unreadable).
+    """ ", CPU model with/without int8 dot products" from ``cpuinfo`` ("" where unreadable).
 
     Without them (x86 with AVX2 only) XNNPACK's int8 kernels run no faster than its float
     ones, so int8 models gain size, not speed, against a float model such as YAMNet.
@@ -361,8 +373,8 @@ def method_paragraphs(reports: Sequence[Mapping], context: Mapping) -> list[str]
     )
     machine = (
         f"Machine: {host.get('machine')}, {host.get('cpu_count')} cores{cpu_features()}, "
-        f"{host.get('runtime')}, Python {host.get('python')}; load average {context['load_start']:.1f} at the start "
-        f"and {os.getloadavg()[0]:.1f} at the end (a shared machine: absolute latencies and p50 "
-        "ratios vary from run to run)."
+        f"{host.get('runtime')}, Python {host.get('python')}; load average "
+        f"{context['load_start']:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
+        "(a shared machine: absolute latencies and p50 ratios vary from run to run)."
     )
     return [text for paragraph in (models, timing, memory, machine) for text in (paragraph, "")]

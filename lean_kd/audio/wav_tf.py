@@ -43,7 +43,11 @@ class WavScan:
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Per-file fields for ``Dataset.from_tensor_slices``, read by :meth:`WavDecoder.decode`."""
-        return {"wav_route": self.route, "wav_channels": self.channels, "wav_bytes": self.file_bytes}
+        return {
+            "wav_route": self.route,
+            "wav_channels": self.channels,
+            "wav_bytes": self.file_bytes,
+        }
 
 
 def canonical_header(head: bytes, file_bytes: int) -> tuple[int, int] | None:
@@ -104,7 +108,9 @@ class WavDecoder:
         self.rates_hz = scan.rates_hz
         self._resamplers = [design(rate, scan.target_rate_hz) for rate in scan.rates_hz]
 
-    def decode(self, contents: tf.Tensor, item: dict, fallback: Callable[[], tf.Tensor]) -> tf.Tensor:
+    def decode(
+        self, contents: tf.Tensor, item: dict, fallback: Callable[[], tf.Tensor]
+    ) -> tf.Tensor:
         """File bytes (scalar string) -> waveform ``[samples]`` float32 in [-1, 1].
 
         ``item`` holds the file's :meth:`WavScan.tensors` fields. ``fallback`` builds the

@@ -135,19 +135,31 @@ class AudioPipeline:
         else:
             files = self._files(examples, scan)
             if input_context is not None:  # shard files, not decoded audio
-                files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+                files = files.shard(
+                    input_context.num_input_pipelines, input_context.input_pipeline_id
+                )
             if training and self.config.shuffle_buffer:
-                files = files.shuffle(self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+                files = files.shuffle(
+                    self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+                )
         ds = self._decode(files, scan)
         stored = None if crops is None else crops.tensors()
         if training:  # random crops: one seed per clip
-            ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2))
-            ds = ds.map(lambda item, s: self._crop(item, s, "random", stored), num_parallel_calls=AUTOTUNE)
+            ds = tf.data.Dataset.zip(
+                ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+            )
+            ds = ds.map(
+                lambda item, s: self._crop(item, s, "random", stored), num_parallel_calls=AUTOTUNE
+            )
         else:
-            ds = ds.map(lambda item: self._crop(item, None, "center", stored), num_parallel_calls=AUTOTUNE)
+            ds = ds.map(
+                lambda item: self._crop(item, None, "center", stored), num_parallel_calls=AUTOTUNE
+            )
         ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
         if training:
-            ds = self._with_batch_seeds(ds, seed + 1).map(self._augment, num_parallel_calls=AUTOTUNE)
+            ds = self._with_batch_seeds(ds, seed + 1).map(
+                self._augment, num_parallel_calls=AUTOTUNE
+            )
         ds = ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE)
         return _with_options(ds.prefetch(AUTOTUNE))
 
@@ -178,7 +190,9 @@ class AudioPipeline:
         scan = scan_wavs([e.path for e in examples], self.audio.sample_rate)
         ds = self._decode(self._files(examples, scan), scan).flat_map(to_windows)
         ds = ds.batch(self.config.batch_size, num_parallel_calls=AUTOTUNE)
-        return _with_options(ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
+        return _with_options(
+            ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        )
 
     def distribute(self, strategy: tf.distribute.Strategy, split: str, *, training: bool):
         """A distributed dataset: each input pipeline reads its own shard of the files."""
@@ -217,7 +231,9 @@ class AudioPipeline:
         }
         return tf.data.Dataset.from_tensor_slices(items)
 
-    def _balanced_files(self, examples: Sequence[Example], scan: WavScan, seed: int) -> tf.data.Dataset:
+    def _balanced_files(
+        self, examples: Sequence[Example], scan: WavScan, seed: int
+    ) -> tf.data.Dataset:
         """Draw a class uniformly, then one of its examples: one pass = len(examples) draws."""
         per_class = class_members(self.index.label_matrix(examples))
         table = tf.ragged.constant(per_class, dtype=tf.int64)
@@ -231,7 +247,12 @@ class AudioPipeline:
             members = table[cls]
             pick = members[r[1] % tf.shape(members, out_type=tf.int64)[0]]
             picked = {name: values[pick] for name, values in wav.items()}
-            return {"path": paths[pick], **picked, "labels": labels[pick], "row": tf.cast(pick, tf.int32)}
+            return {
+                "path": paths[pick],
+                **picked,
+                "labels": labels[pick],
+                "row": tf.cast(pick, tf.int32),
+            }
 
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
@@ -262,7 +283,9 @@ class AudioPipeline:
         ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)  # broken files come back empty
         return ds.cache() if self.config.cache else ds
 
-    def _crop(self, item: dict, seed: tf.Tensor | None, mode: str, stored: dict[str, tf.Tensor] | None) -> dict:
+    def _crop(
+        self, item: dict, seed: tf.Tensor | None, mode: str, stored: dict[str, tf.Tensor] | None
+    ) -> dict:
         """Fixed-length crop; ``seed`` draws the random offset (unused for centred crops)."""
         length = self.audio.clip_samples
         waveform = item["waveform"]
@@ -315,7 +338,9 @@ class AudioPipeline:
     def _to_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "log_mel")}
         if self.features is not None:
-            inputs["log_mel"] = batch["log_mel"] if "log_mel" in batch else self._log_mel(batch["waveform"])
+            inputs["log_mel"] = (
+                batch["log_mel"] if "log_mel" in batch else self._log_mel(batch["waveform"])
+            )
         return inputs, batch["labels"]
 
 

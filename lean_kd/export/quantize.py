@@ -304,7 +304,9 @@ def frontend_layers(model: keras.Model) -> list[str]:
     into int8 samples (a step of 0.007 for [-1, 1]) before the float log-mel or the hybrid
     LSTMs. Nested models included.
     """
-    inputs = {id(t) for m in (model, *model.submodules) if isinstance(m, keras.Model) for t in m.inputs}
+    inputs = {
+        id(t) for m in (model, *model.submodules) if isinstance(m, keras.Model) for t in m.inputs
+    }
     names = []
     for layer in model.submodules:
         if isinstance(layer, (LogMelSpectrogram, WaveformPadding)):
