@@ -35,7 +35,9 @@ def preset(name: str, **overrides: Any) -> LogMelConfig:
     try:
         base = PRESETS[name]
     except KeyError:
-        raise ConfigError(f"Unknown log-mel preset {name!r}; expected one of {sorted(PRESETS)}") from None
+        raise ConfigError(
+            f"Unknown log-mel preset {name!r}; expected one of {sorted(PRESETS)}"
+        ) from None
     return dataclasses.replace(base, **overrides)
 
 
@@ -57,10 +59,12 @@ def mel_matrix(config: LogMelConfig) -> tf.Tensor:
     )
 
 
-def log_mel(waveform: tf.Tensor, config: LogMelConfig, *, matrix: tf.Tensor | None = None) -> tf.Tensor:
-    """Waveform ``[..., samples]`` float32 -> log-mel ``[..., frames, mel_bins]`` float32."""
-    if matrix is None:
-        matrix = mel_matrix(config)
+def log_mel(
+    waveform: tf.Tensor, config: LogMelConfig, *, matrix: tf.Tensor | None = None
+) -> tf.Tensor:
+    """Waveform ``[..., samples]`` float32 -> log-mel ``[..., frames, mel_bins]`` float32.
+
+    The form for model graphs: it converts to TFLite's builtin RFFT2D and COMPLEX_ABS ops."""
     stft = tf.signal.stft(
         waveform,
         frame_length=config.window_samples,
@@ -68,7 +72,34 @@ def log_mel(waveform: tf.Tensor, config: LogMelConfig, *, matrix: tf.Tensor | No
         fft_length=config.fft_size,
         window_fn=tf.signal.hann_window,
     )  # [..., frames, fft_size // 2 + 1] complex64
-    magnitude = tf.abs(stft)
+    return _log_of_mel(tf.abs(stft), config, matrix)
+
+
+def log_mel_fast(
+    waveform: tf.Tensor, config: LogMelConfig, *, matrix: tf.Tensor | None = None
+) -> tf.Tensor:
+    """:func:`log_mel` within 1e-6, about a quarter cheaper on CPU: the form for tf.data.
+
+    Frames are cut ``fft_size`` long with the Hann window zero-padded to match (the FFT then
+    pads nothing per frame; the waveform gets the same zeros once at its end, so the frame count
+    is unchanged), and the modulus is ``sqrt(re^2 + im^2)``: ``tf.abs`` of a complex tensor
+    calls ``hypot``, which guards against an overflow that spectra of waveforms in [-1, 1]
+    cannot reach.
+    """
+    extra = config.fft_size - config.window_samples
+    window = tf.pad(tf.signal.hann_window(config.window_samples), [[0, extra]])
+    rank = waveform.shape.rank
+    waveform = tf.pad(waveform, [[0, 0]] * (rank - 1) + [[0, extra]])
+    frames = tf.signal.frame(waveform, config.fft_size, config.hop_samples)
+    stft = tf.signal.rfft(frames * window, [config.fft_size])
+    magnitude = tf.sqrt(tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft)))
+    return _log_of_mel(magnitude, config, matrix)
+
+
+def _log_of_mel(magnitude: tf.Tensor, config: LogMelConfig, matrix: tf.Tensor | None) -> tf.Tensor:
+    """``|STFT|`` ``[..., frames, bins]`` -> log-mel, mean-normalised if configured."""
+    if matrix is None:
+        matrix = mel_matrix(config)
     mel = tf.tensordot(magnitude, matrix, axes=1)  # [..., frames, mel_bins]
     features = tf.math.log(mel + config.log_offset)
     if config.mean_normalize:
@@ -93,7 +124,9 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def __init__(self, config: LogMelConfig | dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.config = from_dict(LogMelConfig, config) if not isinstance(config, LogMelConfig) else config
+        self.config = (
+            from_dict(LogMelConfig, config) if not isinstance(config, LogMelConfig) else config
+        )
         self._matrix = mel_matrix(self.config)
 
     def call(self, waveform: tf.Tensor) -> tf.Tensor:

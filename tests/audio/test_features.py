@@ -10,6 +10,7 @@ from lean_kd.audio.features import (
     LogMelSpectrogram,
     frame_patches,
     log_mel,
+    log_mel_fast,
     mel_matrix,
     preset,
 )
@@ -105,3 +106,19 @@ def test_bad_frontend_settings():
         preset("vggish")
     with pytest.warns(UserWarning, match="Nyquist"):
         mel_matrix(LogMelConfig(sample_rate=8000, mel_max_hz=7500))
+
+
+@pytest.mark.parametrize("config", [YAMNET_PRESET, PANNS_PRESET], ids=["yamnet", "panns"])
+def test_log_mel_fast_equals_log_mel(config):
+    rng = np.random.default_rng(0)
+    rate = config.sample_rate
+    t = np.arange(rate) / rate
+    tone_in_noise = np.sin(2 * np.pi * 1000 * t) + 0.01 * rng.uniform(-1, 1, rate)
+    silent_end = np.concatenate([rng.uniform(-1, 1, rate // 2), np.zeros(rate - rate // 2)])
+    clips = tf.constant(np.stack([tone_in_noise, silent_end]).astype(np.float32))
+    exact, fast = log_mel(clips, config).numpy(), log_mel_fast(clips, config).numpy()
+    assert fast.shape == exact.shape == (2, config.num_frames(rate), config.mel_bins)
+    np.testing.assert_allclose(fast, exact, atol=2e-5, rtol=0)
+    assert fast[1, -1].max() == pytest.approx(np.log(config.log_offset))  # silent frames exact
+    short = tf.constant(np.zeros([1, config.window_samples - 1], np.float32))
+    assert log_mel_fast(short, config).shape[1] == 0  # (log_mel's RFFT refuses such an input)

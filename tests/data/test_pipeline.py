@@ -9,7 +9,7 @@ from lean_kd.audio.features import YAMNET_PRESET, log_mel
 from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig
 from lean_kd.data.augment import mixup, spec_augment
 from lean_kd.data.index import DatasetIndex, Example
-from lean_kd.data.pipeline import AudioPipeline, class_members
+from lean_kd.data.pipeline import AudioPipeline, class_members, rows_in_chunks
 from lean_kd.errors import DataError
 
 RATE = 1000  # a low rate keeps the fixtures tiny; features are off for these tests
@@ -82,7 +82,9 @@ def test_multi_hot_labels(tmp_path):
 def test_broken_files_are_skipped_and_counted(ramp_index, tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "text.wav").write_text("not audio " * 20)
-    broken = [Example(str(tmp_path / n), (0,), "test") for n in ("empty.wav", "text.wav", "gone.wav")]
+    broken = [
+        Example(str(tmp_path / n), (0,), "test") for n in ("empty.wav", "text.wav", "gone.wav")
+    ]
     index = DatasetIndex("b", ramp_index.class_names, ramp_index.examples + tuple(broken))
     pl = pipeline(index)
     waves, _ = collect(pl.dataset("test", training=False))
@@ -138,7 +140,12 @@ def test_mixup_mixes_waveforms_and_targets_with_the_same_weight():
 def test_spec_augment_masks_with_the_mean():
     log_mel = tf.random.stateless_normal([4, 50, 16], seed=[0, 1])
     out = spec_augment(
-        log_mel, time_masks=2, time_mask_frames=10, freq_masks=1, freq_mask_bins=4, seed=tf.constant([3, 4], tf.int64)
+        log_mel,
+        time_masks=2,
+        time_mask_frames=10,
+        freq_masks=1,
+        freq_mask_bins=4,
+        seed=tf.constant([3, 4], tf.int64),
     ).numpy()
     changed = out != log_mel.numpy()
     assert changed.any()
@@ -170,7 +177,7 @@ def test_log_mel_is_computed_for_each_batch(tmp_path):
     soundfile.write(path, 0.5 * np.sin(2 * np.pi * 1000 * t), rate)
     index = DatasetIndex("t", ("a",), (Example(str(path), (0,)),))
     pl = AudioPipeline(index, pipeline=PipelineConfig(batch_size=1))
-    (inputs, _), = list(pl.dataset("train", training=False))
+    ((inputs, _),) = list(pl.dataset("train", training=False))
     assert inputs["log_mel"].shape == (1, 98, 64)
     expected = log_mel(inputs["waveform"], YAMNET_PRESET).numpy()
     np.testing.assert_allclose(inputs["log_mel"].numpy(), expected, atol=1e-5)
@@ -200,7 +207,9 @@ def test_sharding_splits_files_between_input_pipelines(ramp_index):
     pl = pipeline(ramp_index, batch_size=2, shuffle_buffer=0)
     seen = []
     for pipeline_id in range(2):
-        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2)
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
+        )
         waves = collect(pl.dataset("train", training=False, input_context=ctx))[0]
         assert len(waves) == 2  # per-replica batch 1, half of the four training files each
         seen += [round(float(w[np.flatnonzero(w)[0]]), 1) for w in waves]
@@ -215,14 +224,14 @@ def test_stored_crops_cut_at_their_offsets_and_carry_their_arrays(ramp_index):
     score = np.arange(8, dtype=np.float32).reshape(4, 2, 1)
     crops = CropTable(offsets, {"teacher_logits": score})
     pl = pipeline(ramp_index, batch_size=4, shuffle_buffer=0)
-    (inputs, _), = list(pl.dataset("train", training=False, crops=crops))
+    ((inputs, _),) = list(pl.dataset("train", training=False, crops=crops))
     # evaluation takes the middle stored crop (k = 1)
     np.testing.assert_array_equal(inputs["teacher_logits"].numpy()[:, 0], [1, 3, 5, 7])
     np.testing.assert_allclose(inputs["waveform"].numpy()[2, 0], 0.3 + 900 / 1e5, atol=1e-6)
     seen = set()
     train = pl.dataset("train", training=True, crops=crops)
     for _ in range(5):  # epochs
-        (inputs, _), = list(train)
+        ((inputs, _),) = list(train)
         for wave, logit in zip(inputs["waveform"].numpy(), inputs["teacher_logits"].numpy()[:, 0]):
             clip, k = divmod(int(logit), 2)
             start = offsets[clip, k] if clip else 0
@@ -234,6 +243,21 @@ def test_stored_crops_cut_at_their_offsets_and_carry_their_arrays(ramp_index):
 def test_stored_crops_of_the_wrong_size_are_rejected(ramp_index):
     from lean_kd.data.pipeline import CropTable
 
-    crops = CropTable(np.zeros([3, 2], np.int32), {"teacher_logits": np.zeros([3, 2, 1], np.float32)})
+    crops = CropTable(
+        np.zeros([3, 2], np.int32), {"teacher_logits": np.zeros([3, 2, 1], np.float32)}
+    )
     with pytest.raises(DataError, match="one row per example"):
         pipeline(ramp_index).dataset("train", training=True, crops=crops)
+
+
+@pytest.mark.parametrize("size", [0, 3, 8, 13])
+def test_rows_in_chunks_runs_the_op_on_padded_chunks_and_trims(size):
+    batch = tf.reshape(tf.range(size * 6, dtype=tf.float32), [size, 2, 3])
+
+    def row_op(rows):  # scales by the chunk's row count, so the chunking itself is visible
+        return tf.reduce_sum(rows, axis=-1) * tf.cast(tf.shape(rows)[0], tf.float32)
+
+    out = tf.function(lambda b: rows_in_chunks(row_op, b, 4))(batch)
+    expected = batch.numpy().sum(axis=-1) * 4
+    assert out.shape == (size, 2)
+    np.testing.assert_array_equal(out.numpy(), expected)
