@@ -53,7 +53,7 @@ def cached_json(path: Path, compute: Callable[[], dict], *, refresh: bool = Fals
     return json.loads(path.read_text())
 
 
-LEAN_TINY_EPOCHS = 4  # random init, like fsdd_kd's CNN student
+LEAN_TINY_EPOCHS = 8  # random init; 4 epochs left it at 0.72 train accuracy
 
 
 def lean_tiny_recipe(base: Recipe, seed: int) -> Recipe:
