@@ -120,7 +120,7 @@ def test_lean_tiny_recipe_is_fsdd_kd_with_lean_tiny():
     recipe = run_all.lean_tiny_recipe(base, seed=3)
     assert recipe.student.name == "lean_tiny" and recipe.training.seed == 3
     assert recipe.loss == tuple(run_all.METHODS["KD"])
-    assert recipe.data == base.data and recipe.training.epochs == 4
+    assert recipe.data == base.data and recipe.training.epochs == 8
 
 
 def test_fsdd_student_recipes_take_the_students_model_epochs_method_and_seed():
