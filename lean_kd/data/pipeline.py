@@ -155,11 +155,11 @@ class AudioPipeline:
             def decode_and_crop(item: dict, s: tf.Tensor | None = None) -> dict:
                 clip = decode(item)
                 out = self._crop(clip, s, mode, stored)
-                return out | {"decoded": tf.size(clip["waveform"]) > 0}
+                return out | {"decoded": _decoded(clip)}
 
             ds = self._with_clip_seeds(files, training, seed)
             ds = ds.map(decode_and_crop, num_parallel_calls=AUTOTUNE)
-            ds = ds.filter(lambda item: item["decoded"])  # broken files come back empty
+            ds = ds.filter(lambda item: item["decoded"])
         ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
         if training:
             ds = self._with_batch_seeds(ds, seed + 1).map(
@@ -262,7 +262,7 @@ class AudioPipeline:
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
 
-    def _decoder(self, scan: WavScan):
+    def _decoder(self, scan: WavScan) -> Callable[[dict], dict]:
         """Per-item decoding (path -> ``waveform``): canonical PCM16 WAVs in the graph, others
         through soundfile; a broken file gives an empty waveform (recorded in ``broken``)."""
         rate, broken, strict = self.audio.sample_rate, self.broken, self.config.strict
@@ -290,7 +290,7 @@ class AudioPipeline:
     def _decode(self, files: tf.data.Dataset, scan: WavScan) -> tf.data.Dataset:
         """Whole decoded clips, in parallel, without broken files (cached if configured)."""
         ds = files.map(self._decoder(scan), num_parallel_calls=AUTOTUNE)
-        ds = ds.filter(lambda item: tf.size(item["waveform"]) > 0)  # broken files come back empty
+        ds = ds.filter(_decoded)
         return ds.cache() if self.config.cache else ds
 
     @staticmethod
@@ -366,8 +366,14 @@ class AudioPipeline:
         return inputs, batch["labels"]
 
 
+def _decoded(item: dict) -> tf.Tensor:
+    """Whether the item's file decoded: a broken file comes back as an empty waveform."""
+    return tf.size(item["waveform"]) > 0
+
+
 def rows_in_chunks(fn: Callable[[tf.Tensor], tf.Tensor], batch: tf.Tensor, rows: int) -> tf.Tensor:
-    """``fn(batch)``, computed ``rows`` rows at a time (``fn`` must treat rows independently).
+    """``fn(batch)``, computed ``rows`` rows at a time (``fn`` must treat rows independently and
+    return float32).
 
     Keeps a batch op's intermediates small enough to stay in the CPU caches: the log-mel of a
     64-clip batch makes ~13 MB arrays at each step and runs ~1.5x slower per clip than in
