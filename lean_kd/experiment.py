@@ -16,6 +16,7 @@ from lean_kd._keras import keras
 from lean_kd.data.adapters import load_index
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline, CropTable
+from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import TeacherCache, build_teacher_cache
@@ -100,6 +101,7 @@ def _train_supervised(
 ) -> FitResult:
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
+    seed_everything(training.seed, deterministic=recipe.pipeline.deterministic)  # before init
     loss = build_loss(list(recipe.teacher_loss) or default_loss(index, distill=False))
     if loss.needs_teacher:
         raise ConfigError("teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself")
@@ -151,6 +153,7 @@ def distill(
     """Train the recipe's student from labels and the teacher (online, or from its cache)."""
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
+    seed_everything(recipe.training.seed, deterministic=recipe.pipeline.deterministic)  # before init
     loss = distillation_loss(recipe, index)
     crops = val_crops = teacher = None
     if loss.needs_teacher and cache_dir is not None:

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 from lean_kd._keras import keras, tf
 from lean_kd.data.pipeline import AudioPipeline, CropTable
+from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.errors import ConfigError
 from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
@@ -152,7 +153,7 @@ def fit(
     previous = read_history(history_path).get(training.monitor, [])
     best = (min if training.monitor == "val_loss" else max)(previous) if previous else None
 
-    keras.utils.set_random_seed(training.seed)
+    seed_everything(training.seed, deterministic=pipeline.config.deterministic)
     distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
     steps = training.steps_per_epoch or pipeline.steps("train", training=True)  # for schedules
     if steps <= 0:

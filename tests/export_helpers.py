@@ -16,6 +16,8 @@ import functools
 
 import numpy as np
 
+from helpers import shifted_seed
+
 from lean_kd._keras import keras
 from lean_kd.export.representative import calibration_set
 from lean_kd.export.tflite import convert
@@ -34,7 +36,7 @@ LABELS = ["low", "mid", "high"]
 
 def build_model(kind: str, *, seed: int = 0, multi_label: bool = False) -> keras.Model:
     """``plain`` or ``lstm`` contract model with 3 classes, 1 s at 16 kHz (untrained)."""
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(shifted_seed(seed))
     spec = ModelSpec(
         len(LABELS), sample_rate=SAMPLE_RATE, num_samples=SAMPLE_RATE, multi_label=multi_label
     )
@@ -57,7 +59,7 @@ def build_model(kind: str, *, seed: int = 0, multi_label: bool = False) -> keras
 
 def tone_windows(count: int, *, seed: int = 0, peak_db: tuple[float, float] = (-20.0, -3.0)):
     """``count`` 1 s windows of one tone each plus a little noise: ``([N, 16000], labels [N])``."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(shifted_seed(seed))
     labels = np.arange(count) % len(TONES_HZ)
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     windows = np.empty((count, SAMPLE_RATE), np.float32)
@@ -79,6 +81,21 @@ def trained_model(kind: str) -> keras.Model:
     )
     model.fit(windows, {"logits": labels}, epochs=15, batch_size=20, verbose=0)
     return model
+
+
+def assert_top1_agrees(expected: np.ndarray, actual: np.ndarray, *, tolerance: float) -> None:
+    """TFLite picks the Keras top class wherever the Keras top-2 margin exceeds ``2 * tolerance``
+    (there a score error within ``tolerance`` cannot reorder them), and on most other windows.
+
+    Exact agreement on every window is not a property of a converter: a trained model has some
+    windows whose top-2 scores nearly tie, and which side of the tie wins depends on the CPU's
+    float rounding (one window of 30 flipped on an AVX-512 VNNI machine)."""
+    top2 = np.sort(expected, axis=1)[:, -2:]
+    decided = top2[:, 1] - top2[:, 0] > 2 * tolerance
+    agree = expected.argmax(1) == actual.argmax(1)
+    assert decided.mean() >= 0.5, f"only {decided.mean():.2f} of the windows are clear-cut"
+    assert agree[decided].all(), f"top-1 differs on {np.sum(~agree[decided])} clear-cut window(s)"
+    assert agree.mean() >= 0.9, f"top-1 agreement {agree.mean():.3f}"
 
 
 def calibration(count: int = 30) -> list[np.ndarray]:

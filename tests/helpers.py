@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import os
+
 from lean_kd._keras import keras
 from lean_kd.audio.features import YAMNET_PRESET, LogMelSpectrogram
 from lean_kd.models.contract import ModelSpec, contract_outputs, waveform_input
 
 
+def shifted_seed(seed: int) -> int:
+    """``seed`` plus the suite's offset ``LEAN_KD_TEST_SEED`` (default 0).
+
+    Every seed that initialises or trains a model in the tests goes through here, so
+    ``make test-seeds`` can rerun them with other seeds: a threshold that holds for one seed
+    only would also fail on another CPU, whose floats differ."""
+    value = os.environ.get("LEAN_KD_TEST_SEED", "0")
+    try:
+        return seed + int(value)
+    except ValueError:
+        raise ValueError(f"LEAN_KD_TEST_SEED must be an integer, got {value!r}") from None
+
+
 def tiny_model(num_classes: int, *, num_samples: int = 16000, width: int = 8, seed: int = 0, name: str = "tiny"):
     """Waveform -> log-mel -> one conv -> mean pooling: a contract model that trains in seconds."""
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(shifted_seed(seed))
     spec = ModelSpec(num_classes, num_samples=num_samples)
     waveform = waveform_input(spec)
     log_mel = LogMelSpectrogram(YAMNET_PRESET)(waveform)  # [B, frames, 64]

@@ -29,6 +29,8 @@ from lean_kd.export.tflite import export_tflite
 from lean_kd.metrics import evaluate_scores
 from lean_kd.models.registry import load_model
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 # 3 classes x 4 clips of 0.6-2.2 s (some shorter than a window): 6 train, 6 test clips.
 SYNTH = SynthConfig(
     classes=("siren", "dog_bark", "engine_hum"),

@@ -166,7 +166,7 @@ class AudioPipeline:
                 self._augment, num_parallel_calls=AUTOTUNE
             )
         ds = ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE)
-        return _with_options(ds.prefetch(AUTOTUNE))
+        return self._with_options(ds.prefetch(AUTOTUNE))
 
     def windows(self, split: str) -> tf.data.Dataset:
         """Every clip as overlapping windows, batched, with ``clip_index`` for aggregation.
@@ -195,7 +195,7 @@ class AudioPipeline:
         scan = scan_wavs([e.path for e in examples], self.audio.sample_rate)
         ds = self._decode(self._files(examples, scan), scan).flat_map(to_windows)
         ds = ds.batch(self.config.batch_size, num_parallel_calls=AUTOTUNE)
-        return _with_options(
+        return self._with_options(
             ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
         )
 
@@ -357,6 +357,18 @@ class AudioPipeline:
             LOG_MEL_CHUNK_ROWS,
         )
 
+    def _with_options(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """One thread per op: the parallel maps already fill the cores, and ops that split their
+        work across threads as well oversubscribe them (measured 12x slower on a loaded 2-core
+        machine). Fusing the per-file map with the next map or filter saves a stage per file.
+        ``deterministic``: elements leave parallel maps in input order, not as they finish."""
+        options = tf.data.Options()
+        options.deterministic = self.config.deterministic
+        options.threading.max_intra_op_parallelism = 1
+        options.experimental_optimization.map_fusion = True
+        options.experimental_optimization.map_and_filter_fusion = True
+        return ds.with_options(options)
+
     def _to_inputs(self, batch: dict) -> tuple[dict, tf.Tensor]:
         inputs = {k: v for k, v in batch.items() if k not in ("labels", "log_mel", "decoded")}
         if self.features is not None:
@@ -385,17 +397,6 @@ def rows_in_chunks(fn: Callable[[tf.Tensor], tf.Tensor], batch: tf.Tensor, rows:
     out = tf.map_fn(fn, split, fn_output_signature=tf.float32)  # [chunks, rows, ...]
     merged = tf.reshape(out, tf.concat([[chunks * rows], tf.shape(out)[2:]], axis=0))[:size]
     return tf.ensure_shape(merged, batch.shape[:1].concatenate(out.shape[2:]))
-
-
-def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """One thread per op: the parallel maps already fill the cores, and ops that split their
-    work across threads as well oversubscribe them (measured 12x slower on a loaded 2-core
-    machine). Fusing the per-file map with the next map or filter saves a stage per file."""
-    options = tf.data.Options()
-    options.threading.max_intra_op_parallelism = 1
-    options.experimental_optimization.map_fusion = True
-    options.experimental_optimization.map_and_filter_fusion = True
-    return ds.with_options(options)
 
 
 def _load_or_skip(path: str, rate: int, broken: BrokenFiles, strict: bool) -> np.ndarray:

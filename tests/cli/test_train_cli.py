@@ -11,6 +11,8 @@ from lean_kd.cli.main import main
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.training import read_history, save_model
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 RECIPE = """\
 name: tiny_cli
 data: {{dataset: csv, root: {root}}}

@@ -1,4 +1,4 @@
-"""The Distiller: trains better than chance, KD helps a weak student, bad pairs are refused."""
+"""The Distiller: loss terms, the pull towards the teacher, bad pairs refused."""
 
 import numpy as np
 import pytest
@@ -14,8 +14,7 @@ from lean_kd.distill.losses import build_loss
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.training import student_metrics
 
-CHANCE_MAP = 0.1  # 10 balanced classes
-
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
@@ -25,29 +24,32 @@ def splits(tmp_path_factory):
     return pipeline.dataset("train", training=True), pipeline.dataset("val", training=False)
 
 
-def best_val_map(splits, model, loss, teacher=None, epochs=10):
+def val_kd_term(distiller, val) -> float:
+    """The KD term (lambda T^2 KL(teacher || student)) averaged over the validation split."""
+    return distiller.evaluate(val, return_dict=True, verbose=0)["kd"]
+
+
+def test_distillation_pulls_the_student_towards_the_teacher(splits):
+    """Mechanism, not a research claim (KD vs no KD on real data is benchmarks/esc50_dev.py):
+    from the same start, a student trained with the KD term ends closer to the teacher on
+    held-out clips than one trained on labels alone, and closer than it started."""
     train, val = splits
-    distiller = Distiller(model, build_loss(loss), teacher)
-    distiller.compile(optimizer=keras.optimizers.Adam(3e-3), metrics=student_metrics(False))
-    history = distiller.fit(train, validation_data=val, epochs=epochs, verbose=0).history
-    assert history["loss"][-1] < history["loss"][0]
-    return max(history["val_map"])
-
-
-@pytest.mark.heavy
-def test_kd_student_reaches_the_no_kd_student_over_three_seeds(splits):
-    teacher = tiny_model(10, width=32, seed=0, name="teacher")
-    teacher_map = best_val_map(splits, teacher, [{"name": "ce"}], epochs=30)
-    plain, distilled = [], []
-    for seed in range(3):
-        plain.append(best_val_map(splits, tiny_model(10, width=4, seed=seed), [{"name": "ce"}]))
-        kd = [{"name": "hinton_kd", "temperature": 4.0}]
-        distilled.append(best_val_map(splits, tiny_model(10, width=4, seed=seed), kd, teacher))
-    print(f"\nteacher val mAP {teacher_map:.3f}; no-KD {np.round(plain, 3)} mean {np.mean(plain):.3f}; "
-          f"KD {np.round(distilled, 3)} mean {np.mean(distilled):.3f}")
-    assert teacher_map > 4 * CHANCE_MAP
-    assert np.mean(distilled) > 2 * CHANCE_MAP
-    assert np.mean(distilled) >= np.mean(plain)
+    teacher = tiny_model(10, width=16, seed=7, name="teacher")  # any fixed function will do
+    with_kd = build_loss([{"name": "hinton_kd", "temperature": 2.0, "lambda": 4.0}])
+    distances = {}
+    for name, loss in (("labels", build_loss([{"name": "ce"}])), ("kd", with_kd)):
+        distiller = Distiller(tiny_model(10, width=4, seed=1), loss, teacher)
+        distiller.compile(optimizer=keras.optimizers.Adam(3e-3), metrics=student_metrics(False))
+        history = distiller.fit(train, epochs=4, verbose=0).history
+        assert history["loss"][-1] < history["loss"][0]
+        probe = Distiller(distiller.student, with_kd, teacher)
+        probe.compile(metrics=student_metrics(False))
+        distances[name] = val_kd_term(probe, val)
+    start = Distiller(tiny_model(10, width=4, seed=1), with_kd, teacher)
+    start.compile(metrics=student_metrics(False))
+    distances["start"] = val_kd_term(start, val)
+    # measured over seed offsets 0-2: kd / min(labels, start) = 0.33, 0.40, 0.44
+    assert distances["kd"] < 0.75 * min(distances["labels"], distances["start"]), distances
 
 
 def test_online_teacher_loss_terms_are_tracked(splits):

@@ -14,6 +14,8 @@ from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache, crop_offsets
 from lean_kd.errors import DataError
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 AUDIO = AudioConfig(clip_seconds=1.0)
 
 

@@ -13,6 +13,8 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.export.metadata import read_metadata
 from lean_kd.export.ops import summarize_ops
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 SYNTH_CLASSES = ("dog_bark", "siren", "whistle")
 
 

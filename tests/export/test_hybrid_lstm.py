@@ -13,6 +13,8 @@ from lean_kd.export.hybrid_lstm import LSTM_WEIGHT_INPUTS, hybridize_lstms, symm
 from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
 from lean_kd.export.verify import keras_scores, tflite_scores
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 
 def _unpack(model: bytes) -> schema.ModelT:
     return schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
+from helpers import shifted_seed
+
 from lean_kd._keras import keras
 from lean_kd.export import tflite
 from lean_kd.export.metadata import add_metadata, read_metadata
@@ -32,6 +34,8 @@ from lean_kd.export.verify import keras_scores, tflite_scores
 from lean_kd.metrics import mean_average_precision
 from lean_kd.models import registry
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 MIB = 1 << 20
 
 
@@ -39,7 +43,7 @@ MIB = 1 << 20
 def tiny_lean() -> keras.Model:
     """lean_tiny with two stacked BiLSTMs, as LEAN (random init), trained on the tones until
     it separates them."""
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(shifted_seed(0))
     model = registry.build("lean_tiny", len(h.LABELS), lstm_layers=2)
     windows, labels = h.tone_windows(60, seed=1)
     model.compile(
@@ -81,20 +85,25 @@ def test_int8_lean_scores_match_keras_on_normal_input(lstm):
     expected = keras_scores(tiny_lean(), windows)
     actual = tflite_scores(tiny_lean_int8(lstm), windows)
     one_hot = np.eye(len(h.LABELS))[labels]
-    assert np.mean(expected.argmax(1) == labels) == 1.0  # the Keras model learned the tones
-    assert np.mean(expected.argmax(1) == actual.argmax(1)) == 1.0
-    assert np.abs(expected - actual).max() <= 0.04  # measured 0.013
+    # the Keras model learned the tones: measured over seed offsets 0-5, accuracy 0.967-1.0
+    assert np.mean(expected.argmax(1) == labels) >= 0.9
+    assert np.abs(expected - actual).max() <= 0.04  # seeds 0-5: 0.004-0.018 (int8), 0.004-0.014
+    # seed 0 on an AVX-512 VNNI CPU: int8 flips one window whose Keras top-2 margin is 0.035
+    h.assert_top1_agrees(expected, actual, tolerance=0.04)
     keras_map, tflite_map = (mean_average_precision(s, one_hot) for s in (expected, actual))
     assert abs(keras_map - tflite_map) <= 0.01  # measured 0
 
 
-@pytest.mark.parametrize("lstm, limit", [("int8", 0.3), ("hybrid", 0.15)])
+# The error on quiet input has a heavy tail over seeds (offsets 0-5, max abs diff): int8 0.005,
+# 0.009, 0.018, 0.093, 0.28, 0.36; hybrid 0.004, 0.004, 0.010, 0.029, 0.098, 0.15. The limits
+# catch the failure they guard against (an int8 waveform and log: errors of 2 and more).
+@pytest.mark.parametrize("lstm, limit", [("int8", 0.5), ("hybrid", 0.3)])
 def test_int8_lean_agrees_with_keras_on_quiet_input(lstm, limit):
     windows, _ = h.tone_windows(30, seed=8, peak_db=(-45.0, -35.0))
     expected = keras_scores(tiny_lean(), windows)
     actual = tflite_scores(tiny_lean_int8(lstm), windows)
-    assert np.mean(expected.argmax(1) == actual.argmax(1)) >= 0.9  # measured 1.0 (both)
-    assert np.abs(expected - actual).max() <= limit  # measured int8 0.14, hybrid 0.076
+    assert np.mean(expected.argmax(1) == actual.argmax(1)) >= 0.9  # seeds 0-5: 0.967-1.0
+    assert np.abs(expected - actual).max() <= limit
 
 
 def test_int8_lean_keeps_lstms_int8_and_concatenations_float():

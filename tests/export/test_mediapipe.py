@@ -25,11 +25,14 @@ from lean_kd.export.metadata import add_metadata
 from lean_kd.export.tflite import export_tflite
 from lean_kd.export.verify import tflite_scores
 
-pytestmark = pytest.mark.skipif(
-    not mediapipe_env.is_ready(),
-    reason=f"no MediaPipe virtualenv at {mediapipe_env.VENV} "
-    "(create it: python tests/export/mediapipe_env.py setup)",
-)
+pytestmark = [
+    pytest.mark.trains,
+    pytest.mark.skipif(
+        not mediapipe_env.is_ready(),
+        reason=f"no MediaPipe virtualenv at {mediapipe_env.VENV} "
+        "(create it: python tests/export/mediapipe_env.py setup)",
+    ),
+]
 CLIP_CLASSES = [2, 0, 1, 2]  # one tone per second; the last one lasts 0.4 s
 
 

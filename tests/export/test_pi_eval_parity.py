@@ -23,6 +23,8 @@ sys.path.insert(0, str(RUNNER_DIR))
 
 import lean_kd_pi.__main__ as runner
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 @pytest.mark.parametrize("models", ["eval_models", "eval_lstm_models"])  # LSTM: state reset per window
 def test_pi_eval_equals_lean_kd_evaluate(models, request, eval_synth, tmp_path):  # noqa: F811
     tflite = request.getfixturevalue(models)["tflite"]

@@ -35,6 +35,8 @@ from lean_kd.metrics import aggregate_windows, evaluate_scores
 from lean_kd.recipe import TrainingSection
 from lean_kd.training import student_metrics
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 NUM_CLASSES = 5
 KD = [{"name": "hinton_kd", "temperature": 4.0}]
 MAX_MAP_DROP = 0.02  # QAT int8 may be at most this much below post-training int8

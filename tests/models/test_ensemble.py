@@ -4,12 +4,16 @@ import numpy as np
 import pytest
 from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
+from helpers import shifted_seed
+
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.models.contract import ModelSpec, check_model, model_spec
 from lean_kd.models.ensemble import EnsembleConfig, build_ensemble, ensemble
 from lean_kd.models.registry import build
 from lean_kd.models.transformer import ASTConfig, build_ast
+
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
 synth = synth_fixture  # the tiny synthetic dataset, one per session
 
@@ -26,7 +30,7 @@ def tiny_ast(name, spec=SPEC, dim=16):
 
 @pytest.fixture(scope="module")
 def model():
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(shifted_seed(0))
     return build_ensemble(SPEC, EnsembleConfig(members=MEMBERS))
 
 

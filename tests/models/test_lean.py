@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from helpers import shifted_seed
+
 from lean_kd._keras import keras
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError
@@ -12,6 +14,8 @@ from lean_kd.models.lean import LEANConfig, build_lean
 from lean_kd.models.yamnet import block_names, weighted_layers, yamnet_backbone
 from lean_kd.models.yamnet_weights import load_yamnet_weights
 from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
 SPEC = ModelSpec(num_classes=3)
 MAX_PARAMETERS = 4_800_000  # the LEAN paper's footprint: int8 TFLite within 4.5 MB
@@ -47,14 +51,14 @@ def probe(model, *layer_names):
 
 
 def build_tiny(**options):
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(shifted_seed(0))
     return registry.build("lean_tiny", SPEC.num_classes, **options)
 
 
 @pytest.fixture(scope="module")
 def lean_model():
     """The default LEAN; pretrained when $LEAN_KD_YAMNET (tests/conftest.py) names the weights."""
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(shifted_seed(0))
     return build_lean(SPEC, LEANConfig(pretrained="if_available"))
 
 

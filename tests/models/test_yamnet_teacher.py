@@ -5,6 +5,8 @@ import logging
 import numpy as np
 import pytest
 
+from helpers import shifted_seed
+
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.models import registry
@@ -21,13 +23,15 @@ from lean_kd.models.yamnet_weights import pretrained_yamnet
 from helpers import tiny_model
 from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 SPEC = ModelSpec(num_classes=3)
 
 
 @pytest.fixture(scope="module")
 def teacher():
     """Default teacher with a hidden layer; pretrained when $LEAN_KD_YAMNET names the weights."""
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(shifted_seed(0))
     config = YAMNetTeacherConfig(pretrained="if_available", hidden_units=32, dropout=0.1)
     return build_yamnet_teacher(SPEC, config)
 

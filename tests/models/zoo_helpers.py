@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import shifted_seed
 
 from lean_kd._keras import keras, tf
 from lean_kd.config import AudioConfig, PipelineConfig
@@ -41,7 +42,7 @@ def train_batches(index, model: keras.Model, *, batch_size: int = 9) -> tf.data.
         index,
         audio=AudioConfig(sample_rate=spec.sample_rate, clip_seconds=spec.seconds),
         features=None,
-        pipeline=PipelineConfig(batch_size=batch_size, seed=0),
+        pipeline=PipelineConfig(batch_size=batch_size, seed=shifted_seed(0)),
     )
     return pipeline.dataset("train", training=True).map(lambda x, y: (x["waveform"], {"logits": y}))
 
@@ -49,10 +50,14 @@ def train_batches(index, model: keras.Model, *, batch_size: int = 9) -> tf.data.
 def assert_learns(
     model: keras.Model, index, *, steps: int = 6, learning_rate: float = 1e-3
 ) -> tuple[float, float]:
-    """Train ``steps`` steps; the training-mode loss on a fixed batch must go down."""
+    """Fit one fixed batch for ``steps`` steps: its training-mode loss must go down.
+
+    A fixed learning problem (the same batch every step) makes "training lowers the loss" hold
+    for every seed and CPU: over different batches a few Adam steps of a fresh network can
+    raise the loss on any one of them (MobileNetV2 x0.35, 4 steps: 1.17 -> 1.22 on one CPU).
+    """
     check_model(model)
-    data = train_batches(index, model)
-    waveform, targets = next(iter(data))
+    waveform, targets = next(iter(train_batches(index, model)))
     loss = keras.losses.CategoricalCrossentropy(from_logits=True)
 
     def fixed_batch_loss() -> float:  # training mode: batch norm uses the batch, as in fit
@@ -64,7 +69,8 @@ def assert_learns(
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss={"logits": loss}, run_eagerly=True
     )
-    model.fit(data.repeat(), steps_per_epoch=steps, epochs=1, verbose=0)
+    batch = tf.data.Dataset.from_tensors((waveform, targets)).repeat()
+    model.fit(batch, steps_per_epoch=steps, epochs=1, verbose=0)
     after = fixed_batch_loss()
     assert after < before, f"{model.name}: loss went from {before:.4f} to {after:.4f}"
     return before, after

@@ -23,6 +23,8 @@ from lean_kd.run.runner import run_pipeline
 from lean_kd.run.stages import STAGES
 from lean_kd.training import read_history, save_model
 
+pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 TESTS = Path(__file__).resolve().parents[1]
 CLASSES = ("siren", "knock", "rain", "whistle")
 RECORDED = ("prepare", "teacher", "cache", "student", "distill", "export", "evaluate", "bench")
@@ -147,7 +149,9 @@ def test_every_stage_writes_its_outputs(finished_run, tiny):
         assert model["size_bytes"] == (run_dir / "export" / model["path"]).stat().st_size
         assert model["parity"]["num_windows"] == 8
     float32 = export["models"][1]["parity"]
-    assert float32["max_abs_diff"] < 1e-4 and float32["top1_agreement"] == 1.0
+    # a top-1 flip needs a Keras top-2 margin under 2e-4: rare, but a briefly trained model
+    # has near-ties on some CPUs
+    assert float32["max_abs_diff"] < 1e-4 and float32["top1_agreement"] >= 0.75
     names = {"teacher", "student", "distill", "distill_int8", "distill_float32"}
     assert {p.stem for p in (run_dir / "evaluate").glob("*.json")} - {"stage"} == names
     test_clips = index["splits"]["test"]
