@@ -26,6 +26,7 @@ from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.errors import ConfigError
 from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd.keras_progress import StepsProgbar
 from lean_kd.recipe import TrainingSection
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def fit(
         BestStudentCheckpoint(best_path, monitor=training.monitor, best=best),
         *_early_stopping(training),
         *callbacks,
+        StepsProgbar(steps),  # step/total from epoch 1
     ]
     distiller.fit(
         train,
