@@ -129,6 +129,7 @@ def map_vs_size(rows: Sequence[tuple[str, int, float]], out: Path) -> Path:
         marker = MARKERS[i % len(MARKERS)]
         axes.scatter(size / MIB, mean_ap, marker=marker, s=45, alpha=0.8, label=name)
     axes.set_xscale("log")
+    axes.margins(0.08)  # markers at the edges stay whole
     axes.xaxis.set_major_formatter(FuncFormatter(_plain_number))
     axes.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     axes.set_xlabel("file size (MiB, log scale)")
