@@ -13,7 +13,6 @@ endif
 ifneq ($(wildcard $(SHARED)/datasets),)
 export LEAN_KD_SHARED_DATA ?= $(SHARED)/datasets
 endif
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-seeds install clean bench-arm64
 

@@ -37,7 +37,7 @@ from lean_kd.errors import ConfigError, DataError, LeanKDError, ModelError
 from lean_kd.export.metadata import read_metadata
 from lean_kd.export.verify import classifier_io, invoke_windows, load_interpreter
 from lean_kd.metrics import evaluate_scores
-from lean_kd.models.contract import model_spec
+from lean_kd.models.contract import class_names, model_spec
 from lean_kd.models.inference import ClipScores, keras_scorer, scored_windows
 from lean_kd.models.registry import load_model
 
@@ -56,7 +56,7 @@ class Scorer:
     sample_rate: int | None  # None: the model does not say (TFLite without metadata)
     num_samples: int  # window length the model takes
     num_classes: int
-    labels: tuple[str, ...] | None  # class names the model carries (TFLite metadata)
+    labels: tuple[str, ...] | None  # class names the model carries (metadata, checkpoint)
     score: Callable[[np.ndarray], np.ndarray]  # [B, num_samples] -> probabilities [B, C]
 
 
@@ -179,7 +179,12 @@ def _keras_scorer(path: Path) -> Scorer:
         raise ModelError(f"{path}: not a loadable Keras model ({first_line})") from None
     spec = model_spec(model)
     return Scorer(
-        "keras", spec.sample_rate, spec.num_samples, spec.num_classes, None, keras_scorer(model)
+        "keras",
+        spec.sample_rate,
+        spec.num_samples,
+        spec.num_classes,
+        class_names(model),
+        keras_scorer(model),
     )
 
 

@@ -4,7 +4,7 @@ Both teacher fine-tuning (``lean-kd train``) and distillation (``lean-kd distill
 :class:`lean_kd.distill.distiller.Distiller`; a plain run is a Distiller whose loss has no
 teacher term. A run directory holds::
 
-    best.keras      the student with the best validation ``monitor`` so far
+    best.keras      the student with the best validation ``monitor`` so far (with its class names)
     final.keras     the student after the last epoch
     history.csv     one row per epoch (continued, not restarted, on resume)
     backup/         BackupAndRestore state: rerun the same command after a kill to continue
@@ -27,6 +27,8 @@ from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.errors import ConfigError
 from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd.keras_progress import StepsProgbar
+from lean_kd.models.contract import set_class_names
 from lean_kd.recipe import TrainingSection
 
 logger = logging.getLogger(__name__)
@@ -154,6 +156,7 @@ def fit(
     best = (min if training.monitor == "val_loss" else max)(previous) if previous else None
 
     seed_everything(training.seed, deterministic=pipeline.config.deterministic)
+    set_class_names(distiller.student, pipeline.index.class_names)  # saved with each checkpoint
     distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
     steps = training.steps_per_epoch or pipeline.steps("train", training=True)  # for schedules
     if steps <= 0:
@@ -174,6 +177,7 @@ def fit(
         BestStudentCheckpoint(best_path, monitor=training.monitor, best=best),
         *_early_stopping(training),
         *callbacks,
+        StepsProgbar(steps),  # step/total from epoch 1
     ]
     distiller.fit(
         train,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lean_kd._environment import prepare_tensorflow_environment
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LEAN_KD_SHARED", REPO.parent / "shared"))
 SHARED_YAMNET = SHARED / "pretrained" / "yamnet" / "yamnet.tflite"
@@ -19,8 +21,7 @@ SHARED_CLASS_MAP = SHARED / "pretrained" / "yamnet" / "yamnet_class_map.csv"
 SHARED_FSDD = SHARED / "datasets" / "fsdd"
 SHARED_ESC50 = SHARED / "datasets" / "esc50-sample"
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prepare_tensorflow_environment()  # before any test module imports TensorFlow
 if SHARED_YAMNET.is_file():
     os.environ.setdefault("LEAN_KD_YAMNET", str(SHARED_YAMNET))
 

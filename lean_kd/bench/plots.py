@@ -21,6 +21,7 @@ from lean_kd.errors import DataError
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +112,38 @@ def size_latency_bars(
     return save_figure(figure, out)
 
 
+MARKERS = "osD^vP*Xph"
+
+
 def map_vs_size(rows: Sequence[tuple[str, int, float]], out: Path) -> Path:
-    """Scatter of mAP against file size for ``(name, file_size_bytes, mAP)`` rows."""
+    """Scatter of mAP against file size for ``(name, file_size_bytes, mAP)`` rows.
+
+    Models are told apart by colour and marker in a legend beside the axes: name labels next to
+    the points would print over each other where two models have the same size and mAP (a
+    Keras checkpoint and its float32 TFLite file).
+    """
     if not rows:
         raise DataError("map_vs_size needs at least one (name, size, mAP) row")
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for name, size, mean_ap in rows:
-        axes.scatter(size / MIB, mean_ap)
-        axes.annotate(
-            name, (size / MIB, mean_ap), textcoords="offset points", xytext=(4, 4), fontsize=8
-        )
+    figure, axes = plt.subplots(figsize=(8, 4))
+    for i, (name, size, mean_ap) in enumerate(rows):
+        marker = MARKERS[i % len(MARKERS)]
+        axes.scatter(size / MIB, mean_ap, marker=marker, s=45, alpha=0.8, label=name)
     axes.set_xscale("log")
+    axes.margins(0.08)  # markers at the edges stay whole
+    axes.xaxis.set_major_formatter(FuncFormatter(_plain_number))
+    axes.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     axes.set_xlabel("file size (MiB, log scale)")
-    axes.set_ylabel("mAP")
+    axes.set_ylabel("mAP (clip level)")
     axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
     return save_figure(figure, out)
+
+
+def _plain_number(value: float, _position: int | None = None) -> str:
+    return f"{value:g}"
+
+
+def _two_and_five(value: float, _position: int | None = None) -> str:
+    """Minor log ticks: label 2 x and 5 x a power of ten only (never more than 3 per decade)."""
+    leading = value / 10 ** np.floor(np.log10(value))
+    return _plain_number(value) if round(leading, 6) in (2.0, 5.0) else ""

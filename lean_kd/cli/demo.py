@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lean_kd.cli._console import log_to_run_folder
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
@@ -17,5 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lean_kd.demo import run_demo
 
+    log_to_run_folder(args.out)
     run_demo(args.out)
     return 0

@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, help="output .tflite file (its folder must exist)"
     )
     parser.add_argument(
-        "--labels", type=Path, help="class names, one per line (default: the calibration dataset's)"
+        "--labels",
+        type=Path,
+        help="class names, one per line (default: those saved with the checkpoint by "
+        "lean-kd train/distill, else the calibration dataset's)",
     )
     parser.add_argument(
         "--calibration-data",
@@ -105,22 +108,20 @@ def run_export(args: argparse.Namespace) -> int:
         raise LeanKDError(
             f"--quant {args.quant} needs calibration audio: pass --calibration-data DATASET ROOT"
         )
-    from lean_kd.export.loading import load_keras_model, model_sample_rate, read_labels
+    from lean_kd.export.loading import load_keras_model, model_sample_rate
     from lean_kd.export.representative import representative_from_index
     from lean_kd.export.tflite import check_output_path, export_tflite, input_samples
+    from lean_kd.models.contract import class_names
 
     check_output_path(args.out)  # before a fine-tune, not after it
     model = load_keras_model(args.model)
     sample_rate = args.sample_rate or model_sample_rate(model)
+    stored_labels = class_names(model)
     index = _calibration_index(args)
     if args.qat:
         model, recipe_index = _qat_model(args, model)
         index = recipe_index if index is None else index
-    labels = read_labels(args.labels) if args.labels else list(index.class_names) if index else None
-    if labels is None:
-        raise LeanKDError(
-            "No class names: pass --labels FILE (or --calibration-data to use the dataset's)"
-        )
+    labels = _labels(args, stored_labels, index)
     representative = None
     if index is not None:
         representative = representative_from_index(
@@ -151,6 +152,21 @@ def run_export(args: argparse.Namespace) -> int:
     if result.lstm:
         print(f"LSTMs: {result.lstm} (--lstm; hybrid = int8 weights, float activations)")
     return 0
+
+
+def _labels(args: argparse.Namespace, stored: tuple[str, ...] | None, index) -> list[str]:
+    """--labels, else the class names saved with the checkpoint, else the calibration data's."""
+    from lean_kd.errors import LeanKDError
+    from lean_kd.export.loading import read_labels
+
+    if args.labels:
+        return read_labels(args.labels)
+    if stored or index:
+        return list(stored or index.class_names)
+    raise LeanKDError(
+        f"No class names: {args.model} carries none (lean-kd train and distill save them with "
+        "each checkpoint); pass --labels FILE (or --calibration-data to use the dataset's)"
+    )
 
 
 def _check_qat_args(args: argparse.Namespace) -> None:

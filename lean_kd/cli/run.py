@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lean_kd.cli._console import log_to_run_folder
 from lean_kd.run import STAGE_NAMES
 
 
@@ -31,5 +32,6 @@ def run_run(args: argparse.Namespace) -> int:
     overrides = {"data": {"root": str(args.data)}} if args.data else {}
     recipe = load_recipe(args.config, **overrides)
     out = args.out or Path("runs") / recipe.name
+    log_to_run_folder(out)
     run_with_summary(recipe, out, from_stage=args.from_stage, until=args.until, recipe_path=str(args.config))
     return 0

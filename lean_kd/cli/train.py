@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lean_kd.cli._console import log_to_run_folder
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="recipe YAML (models/recipes/...)")
@@ -32,8 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _recipe(args: argparse.Namespace):
+    """The recipe with --data applied; lean_kd's log from here on also goes to --out."""
     from lean_kd.recipe import load_recipe
 
+    log_to_run_folder(args.out)
     overrides = {"data": {"root": str(args.data)}} if args.data else {}
     return load_recipe(args.config, **overrides)
 

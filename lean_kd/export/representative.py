@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from lean_kd.audio.io import load_audio
 from lean_kd.audio.windows import fix_length
@@ -37,9 +38,10 @@ def calibration_set(
     """
     if count <= 0:
         raise ExportError(f"num_calibration must be > 0, got {count}")
+    taken = itertools.islice(representative, count)
     items = [
         _check_item(item, i, num_samples=num_samples, sample_rate=sample_rate)
-        for i, item in enumerate(itertools.islice(representative, count))
+        for i, item in enumerate(_bar(taken, count, "calibration audio", "clip"))
     ]
     if not items:
         raise ExportError(
@@ -54,10 +56,15 @@ def dataset_fn(windows: list[np.ndarray]) -> Callable[[], Iterator[dict[str, np.
     """The converter's ``representative_dataset``: a fresh generator of input dicts per call."""
 
     def generate() -> Iterator[dict[str, np.ndarray]]:
-        for window in windows:
+        for window in _bar(windows, len(windows), "calibrate", "window"):
             yield {INPUT_NAME: window}
 
     return generate
+
+
+def _bar(items: Iterable[Any], total: int, desc: str, unit: str) -> Iterable[Any]:
+    """``items`` with a progress bar of ``total`` steps on a terminal (none in logs and tests)."""
+    return tqdm(items, total=total, desc=desc, unit=unit, leave=False, disable=None)
 
 
 def representative_from_index(

@@ -12,14 +12,16 @@ Every lean_kd model (teacher or student) is a flat tf_keras functional model tha
 
 The :class:`ModelSpec` travels inside the model as an identity layer named ``model_spec`` on
 the logits path, so a reloaded model still knows its sample rate and activation
-(:func:`model_spec`). Build a model with :func:`waveform_input` and :func:`contract_outputs`;
+(:func:`model_spec`); the same layer carries the class names once training has set them
+(:func:`set_class_names`, :func:`class_names`), so a checkpoint exports and evaluates
+without a label file. Build a model with :func:`waveform_input` and :func:`contract_outputs`;
 :func:`check_model` verifies the result.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,17 +100,26 @@ class FrontendOptions:
 
 @keras.utils.register_keras_serializable(package="lean_kd")
 class ModelSpecLayer(keras.layers.Layer):
-    """Identity layer that stores the model's :class:`ModelSpec` in its config."""
+    """Identity layer that keeps the model's :class:`ModelSpec` and class names in its config."""
 
-    def __init__(self, spec: ModelSpec | Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec | Mapping[str, Any],
+        class_names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.spec = spec if isinstance(spec, ModelSpec) else from_dict(ModelSpec, spec)
+        self.class_names = None if class_names is None else tuple(class_names)
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return tf.identity(inputs)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "spec": to_dict(self.spec)}
+        config = {**super().get_config(), "spec": to_dict(self.spec)}
+        if self.class_names is not None:
+            config["class_names"] = list(self.class_names)
+        return config
 
 
 def waveform_input(spec: ModelSpec) -> tf.Tensor:
@@ -195,6 +206,27 @@ def model_spec(model: keras.Model) -> ModelSpec:
             "lean_kd.models.contract.contract_outputs"
         ) from None
     return layer.spec
+
+
+def set_class_names(model: keras.Model, names: Sequence[str]) -> None:
+    """Store the names of the classes ``model`` predicts; they are saved with the model."""
+    spec = model_spec(model)
+    names = tuple(str(name) for name in names)
+    if len(names) != spec.num_classes:
+        raise ModelError(
+            f"Model {model.name!r} predicts {spec.num_classes} classes, got {len(names)} class "
+            f"names ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+        )
+    model.get_layer(SPEC_LAYER).class_names = names
+
+
+def class_names(model: keras.Model) -> tuple[str, ...] | None:
+    """The class names stored in ``model`` (None: none set, e.g. a model not trained by lean_kd)."""
+    return model.get_layer(SPEC_LAYER).class_names if _has_spec(model) else None
+
+
+def _has_spec(model: keras.Model) -> bool:
+    return any(layer.name == SPEC_LAYER for layer in model.layers)
 
 
 def check_waveform(waveform: Any, spec: ModelSpec) -> np.ndarray:

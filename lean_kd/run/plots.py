@@ -44,7 +44,9 @@ def training_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], out:
                 name = None if key == "loss" else label  # one legend entry per model and axes
                 axes.plot(epochs, history[key], style, color=color, marker=".", label=name)
     loss_axes.set_title("loss (dashed: training, solid: validation)", fontsize=9)
+    loss_axes.set_ylabel("loss per example (the recipe's loss)")
     map_axes.set_title("validation mAP", fontsize=9)
+    map_axes.set_ylabel("mAP (0 to 1)")
     for axes in (loss_axes, map_axes):
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -80,7 +82,7 @@ def per_class_ap_bars(
             f": the {max_classes} lowest of {len(class_names)} classes by {list(per_class_ap)[-1]}"
         )
     bar = 0.8 / len(table)
-    figure, axes = plt.subplots(figsize=(8, 1.5 + 0.12 * len(shown) * len(table)))
+    figure, axes = plt.subplots(figsize=(10, 1.5 + 0.12 * len(shown) * len(table)))
     rows = np.arange(len(shown))
     for i, (color, label) in enumerate(zip(_colors(len(table)), per_class_ap)):
         axes.barh(rows + i * bar, np.nan_to_num(table[i, shown]), bar, color=color, label=label)
@@ -88,9 +90,10 @@ def per_class_ap_bars(
     axes.set_yticklabels([class_names[c] for c in shown], fontsize=7)
     axes.invert_yaxis()
     axes.set_xlim(0, 1)
+    axes.set_xlabel("average precision (0 to 1)")
     axes.set_title(title, fontsize=9)
     axes.grid(axis="x", alpha=0.3)
-    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside: no overlap
     return save_figure(figure, out)
 
 

@@ -7,7 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from lean_kd.bench.plots import latency_cdf, map_vs_size, size_latency_bars
+from figure_checks import overlapping_labels
+from lean_kd.bench.plots import latency_cdf, map_vs_size, plt, size_latency_bars
 from lean_kd.errors import DataError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -44,3 +45,13 @@ def test_missing_data(reports, tmp_path):
         size_latency_bars(reports, tmp_path / "bars.png", threads=4)
     with pytest.raises(DataError, match="at least one"):
         map_vs_size([], tmp_path / "map.png")
+
+
+def test_overlap_check_finds_labels_printed_over_each_other(tmp_path):
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.set_xlabel("file size (MiB)")
+    for name in ("KD student", "KD student, float32 TFLite"):  # the old scatter's labels
+        axes.annotate(name, (0.5, 0.5), textcoords="offset points", xytext=(4, 4))
+    figure.savefig(tmp_path / "x.png")
+    assert overlapping_labels(figure) == [("KD student", "KD student, float32 TFLite")]
+    plt.close(figure)

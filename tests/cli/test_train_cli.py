@@ -8,7 +8,11 @@ import pytest
 from helpers import tiny_model
 
 from lean_kd.cli.main import main
+from lean_kd.data.adapters import load_index
 from lean_kd.data.synth import SynthConfig, synthesize
+from lean_kd.export.metadata import read_metadata
+from lean_kd.models.contract import class_names
+from lean_kd.models.registry import load_model
 from lean_kd.training import read_history, save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
@@ -73,3 +77,20 @@ def test_missing_data_root_is_one_line(recipe, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "absent does not exist" in err and "\n" not in err
+
+
+@pytest.mark.heavy
+def test_trained_checkpoint_carries_its_classes_to_export_and_evaluate(recipe, tmp_path, capsys):
+    """No --labels: the class names travel in best.keras (README: export after training)."""
+    run, out = tmp_path / "teacher", tmp_path / "teacher.tflite"
+    assert main(["train", "--config", str(recipe), "--out", str(run)]) == 0
+    classes = list(load_index("csv", recipe.parent / "data").class_names)
+    assert class_names(load_model(run / "best.keras")) == tuple(classes)
+    export = ["export", "--model", str(run / "best.keras"), "--quant", "dynamic", "--out", str(out)]
+    assert main(export) == 0
+    assert read_metadata(out)["labels"] == classes
+    assert main(["evaluate", "--model", str(run / "best.keras"), "--config", str(recipe)]) == 0
+    report = json.loads((run / "best.keras.eval_test.json").read_text())
+    assert report["class_names"] == classes
+    assert "best model: val mAP" in (run / "lean_kd.log").read_text()  # INFO goes to the run folder
+    assert "INFO" not in capsys.readouterr().err  # and not to the console

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
+from figure_checks import overlapping_labels
 from lean_kd.bench.schema import SCHEMA_NAME, SCHEMA_VERSION
 from lean_kd.errors import DataError
 from lean_kd.metrics import evaluate_scores
@@ -243,6 +244,27 @@ def test_full_report_tables_parity_marker_and_figures(full_run):
         assert f"]({name})" in text
         assert_png(run / name)
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_figures_have_no_labels_over_each_other(full_run, monkeypatch):
+    """As in the demo, the float TFLite file has its Keras model's size and mAP: the scatter's
+    two points coincide, and their names must still not be printed over each other."""
+    run, reports = full_run
+    twin = {key: reports["distill"][key] for key in ("map", "size_bytes", "per_class_ap")}
+    write_json(run / "evaluate" / "distill_float16.json", {**reports["distill_float16"], **twin})
+    (run / "export" / "lean_tiny_float16.tflite").write_bytes(b"t" * SIZES["distill"])
+    overlaps, close = {}, plots.plt.close
+
+    def check_then_close(figure):  # every report figure passes here once it is saved
+        overlaps[figure.axes[0].get_title() or figure.axes[0].get_xlabel()] = overlapping_labels(
+            figure
+        )
+        close(figure)
+
+    monkeypatch.setattr(plots.plt, "close", check_then_close)
+    write_report(run)
+    assert len(overlaps) == 9  # curves, per-class AP, scatter, latency CDF, 5 confusion matrices
+    assert overlaps == {figure: [] for figure in overlaps}
 
 
 def test_missing_optional_parts_become_notes(tmp_path):
