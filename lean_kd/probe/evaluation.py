@@ -21,6 +21,7 @@ import numpy as np
 
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.errors import DataError
+from lean_kd.files import write_atomic
 from lean_kd.metrics import evaluate_scores
 from lean_kd.probe.backbone import Backbone
 from lean_kd.probe.classifier import LinearProbe
