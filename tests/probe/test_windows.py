@@ -75,7 +75,8 @@ def test_cache_is_reused_and_invalidated_by_backbone_hop_and_file(synth, tmp_pat
     with pytest.raises(AssertionError, match="backbone ran"):
         clip_window_outputs(examples[:1], backbone=other_weights, cache_dir=tmp_path)
     with pytest.raises(AssertionError, match="backbone ran"):
-        clip_window_outputs(examples[:1], backbone=cached_only, cache_dir=tmp_path, hop_fraction=0.3)
+        clip_window_outputs(examples[:1], backbone=cached_only, cache_dir=tmp_path,
+                            hop_fraction=0.3)  # fmt: skip
     touched = examples[1]
     os.utime(touched.path, ns=(1, 1))  # a replaced file: new modification time
     calls = []
