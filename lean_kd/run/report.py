@@ -105,7 +105,8 @@ def _dataset_section(run: RunData) -> list[str]:
 def _models_section(run: RunData) -> list[str]:
     lines = ["## Models", ""]
     if not run.models:
-        return lines + ["_No model results: neither evaluate/ nor a training stage finished._"]
+        none = "_No model results: neither evaluate/ nor a training stage finished._"
+        return lines + [none, "", floor_note(run)]
     threads, bench_by_file = _bench_entries(run.bench)
     rows = [_model_row(m, bench_by_file.get(m.file_name or "")) for m in run.models]
     evaluated = {m.file_name for m in run.models}
