@@ -82,6 +82,9 @@ def run_probe(
         "feature_size": int(features.shape[1]),
         "class_names": list(index.class_names),
     }
+    if not eval_splits:
+        logger.warning("The probe was fitted on %s: no val or test clips left to measure it on",
+                       list(settings.fit_splits))  # fmt: skip
     for split in eval_splits:
         x, y = _pooled(index, index.split(split), windows, settings.features)
         report[split] = evaluate_scores(probe.scores(x), y, multi_label=index.multi_label)

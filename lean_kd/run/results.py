@@ -95,7 +95,7 @@ def load_run(run_dir: Path) -> RunData:
     bench = _read_bench(run_dir / "bench" / "bench.json") if "bench" in stages else None
     export = _read_json(run_dir / "export" / "export.json") if "export" in stages else None
     probe = _read_json(run_dir / "probe" / "metrics.json") if "probe" in stages else None
-    if probe is not None and "skipped" not in probe:
+    if probe is not None and ("test" in probe or "val" in probe):
         evaluated.append(_from_probe(probe, class_names))
     order = ["probe", *TRAINED]
     order += [f"distill_{m.get('quant')}" for m in (export or {}).get("models", [])]
@@ -210,10 +210,6 @@ def _from_training(
 
 def _from_probe(report: Mapping[str, Any], class_names: list[str]) -> ModelResult:
     split = "test" if "test" in report else "val"
-    if split not in report:
-        raise DataError(
-            "probe/metrics.json: expected a 'val' or 'test' entry (lean_kd.probe output)"
-        )
     return ModelResult(
         key="probe",
         label=PROBE_LABEL,
@@ -233,7 +229,9 @@ def floor_note(run: RunData) -> str:
         return f"No floor (probe stage: {run.unfinished.get('probe', 'not run')})."
     if "skipped" in run.probe:
         return f"No floor: the probe was skipped ({run.probe['skipped']})."
-    floor = next(m for m in run.models if m.key == "probe")
+    floor = next((m for m in run.models if m.key == "probe"), None)
+    if floor is None:
+        return "No floor: the probe was fitted on every split it had, none was left to measure it."
     accuracy = floor.metrics.get("accuracy")
     numbers = "" if accuracy is None else f"accuracy {accuracy:.3f}, "
     numbers += f"mAP {floor.metrics['map']:.3f} on {floor.split}"

@@ -398,3 +398,11 @@ def test_skipped_or_missing_probe_is_a_note(full_run):
     text = write_report(run).read_text()
     assert "No floor: the probe was skipped (no weights)." in text
     assert table_row(text, "probe")[:2] == ["probe", "finished"]
+
+
+def test_probe_without_a_measured_split_is_a_note(full_run):
+    run, _ = full_run
+    make_probe(run, {})
+    write_json(run / "probe" / "metrics.json", {"features": "both", "C": 1.0})  # fitted on all
+    text = write_report(run).read_text()
+    assert "No floor: the probe was fitted on every split it had" in text
