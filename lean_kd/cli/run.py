@@ -12,7 +12,7 @@ from lean_kd.run import STAGE_NAMES
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run",
-        help="prepare -> teacher -> cache -> student -> distill -> export -> evaluate -> bench -> report",
+        help="prepare -> probe -> teacher -> cache -> student -> distill -> export -> evaluate -> bench -> report",
         description="Run a recipe's whole pipeline into --out. Each stage records a fingerprint of "
         "its inputs; rerunning skips unchanged stages, reruns what a change affects and resumes "
         "an interrupted stage.",

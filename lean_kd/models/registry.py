@@ -170,14 +170,15 @@ def load_model(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Model file {path} does not exist")
-    if path.suffix != ".keras":
-        return keras.models.load_model(path, compile=False)
     try:
+        if path.suffix != ".keras":
+            return keras.models.load_model(path, compile=False)
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
             config = json.loads(archive.read("config.json"))
             config["compile_config"] = None
             model = keras.saving.deserialize_keras_object(config)
             model.load_weights(archive.extract("model.weights.h5", tmp))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise ModelError(f"Cannot load model {path}: {exc}") from None
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError, TypeError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"Cannot load model {path}: {first_line}") from None
     return model

@@ -5,6 +5,9 @@ Run-folder contract (what the report reads)::
     DIR/run.json              how the run was started, the recipe as the stages saw it
     DIR/<stage>/stage.json    {"stage", "fingerprint", "inputs", "seconds", "finished", "outputs"}
     DIR/prepare/index.json    dataset, classes, split sizes, unreadable files, pretrained_yamnet
+    DIR/probe/metrics.json    the floor: linear probe on frozen YAMNet (lean_kd.probe), val and test
+                              metrics, or {"skipped": why} without pretrained weights; probe.npz
+    DIR/window_outputs/       the probe's per-clip YAMNet window outputs (cache, kept across reruns)
     DIR/teacher/, student/, distill/   best.keras, final.keras, history.csv, metrics.json
     DIR/cache/                teacher cache (lean_kd.distill.teacher_cache)
     DIR/export/               <student>_<quant>.tflite, export.json (sizes, Keras-vs-TFLite parity)
@@ -15,4 +18,6 @@ Run-folder contract (what the report reads)::
 Importing this package is cheap (no TensorFlow); the stages live in :mod:`lean_kd.run.stages`.
 """
 
-STAGE_NAMES = ("prepare", "teacher", "cache", "student", "distill", "export", "evaluate", "bench", "report")
+STAGE_NAMES = (
+    "prepare", "probe", "teacher", "cache", "student", "distill", "export", "evaluate", "bench", "report"
+)  # fmt: skip

@@ -16,13 +16,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lean_kd.data.index import DatasetIndex
-from lean_kd.errors import LeanKDError
+from lean_kd.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -113,17 +112,7 @@ def write_record(stage_dir: Path, record: StageRecord) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """JSON to a temporary file beside ``path``, then renamed: never a truncated file."""
-    text = json.dumps(data, indent=1, default=_plain)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError as exc:
-        raise LeanKDError(f"Cannot write {path} ({exc.strerror or exc})") from None
+    write_atomic(path, json.dumps(data, indent=1, default=_plain))
 
 
 def pending_fingerprint(stage_dir: Path) -> str | None:

@@ -2,8 +2,9 @@
 
 :func:`write_report` reads the run folder through :func:`lean_kd.run.results.load_run` (only
 the files of the run-folder contract) and writes, each atomically (temporary name, then
-rename): the dataset summary; one table of teacher / student / KD student / quantized students
-(mAP, accuracy, parameters, size, latency and memory from the benchmark); training curves;
+rename): the dataset summary; one table of the floor (the linear probe on frozen YAMNet) /
+teacher / student / KD student / quantized students (mAP, accuracy, parameters, size, latency
+and memory from the benchmark) with the models below the floor named; training curves;
 per-class AP bars; confusion matrices (single-label data); the TFLite-vs-Keras parity numbers;
 the benchmark; stage timings; and the commands that reproduce the run. A part that is missing
 (no test split, no benchmark without the official YAMNet, an unfinished stage) becomes a
@@ -22,7 +23,7 @@ from pathlib import Path
 from lean_kd.bench.plots import latency_cdf, map_vs_size
 from lean_kd.bench.report import MIB, format_number, markdown_table, to_markdown
 from lean_kd.run import plots
-from lean_kd.run.results import STAGES, TRAINED, ModelResult, RunData, load_run
+from lean_kd.run.results import STAGES, TRAINED, ModelResult, RunData, floor_note, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def _dataset_section(run: RunData) -> list[str]:
 def _models_section(run: RunData) -> list[str]:
     lines = ["## Models", ""]
     if not run.models:
-        return lines + ["_No model results: neither evaluate/ nor a training stage finished._"]
+        none = "_No model results: neither evaluate/ nor a training stage finished._"
+        return lines + [none, "", floor_note(run)]
     threads, bench_by_file = _bench_entries(run.bench)
     rows = [_model_row(m, bench_by_file.get(m.file_name or "")) for m in run.models]
     evaluated = {m.file_name for m in run.models}
@@ -116,7 +118,7 @@ def _models_section(run: RunData) -> list[str]:
     latency = f"p50 ms ({threads} thread{'s' if threads != 1 else ''})" if threads else "p50 ms"
     header = ["model", "split", "mAP", "accuracy", "parameters", "size MiB", latency, "memory MiB"]
     lines += markdown_table([*header, "numbers from"], rows, align="llrrrrrrl")
-    lines += ["", _models_note(run)]
+    lines += ["", floor_note(run), "", _models_note(run)]
     scatter = [
         (m.label, m.size_bytes, m.metrics["map"])
         for m in run.models
@@ -168,8 +170,9 @@ def _bench_entries(bench: Mapping | None) -> tuple[int | None, dict[str, tuple[M
 
 def _models_note(run: RunData) -> str:
     note = (
-        "mAP and accuracy are clip-level (1 s windows, scores averaged per clip); accuracy is "
-        "n/a for multi-label data. Size is the model file (.keras or .tflite)."
+        "mAP and accuracy are clip-level (1 s windows, scores averaged per clip; the floor "
+        "pools YAMNet's 0.975 s windows by mean and max before its logistic regression); "
+        "accuracy is n/a for multi-label data. Size is the model file (.keras or .tflite)."
     )
     if run.bench is None:
         return f"{note} Latency and memory: no benchmark (bench stage: {run.unfinished['bench']})."

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 STAGES = tuple(name for name in STAGE_NAMES if name != "report")  # the ones with a folder
 TRAINED = {"teacher": "teacher", "student": "student (no KD)", "distill": "KD student"}
+PROBE_LABEL = "floor: linear probe on frozen YAMNet"
+PROBE_SKIPPED = (
+    "no pretrained YAMNet weights were found (set $LEAN_KD_YAMNET to the official yamnet.tflite)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +61,7 @@ class RunData:
     export: Mapping[str, Any] | None  # export/export.json
     bench: Mapping[str, Any] | None  # bench/bench.json (validated)
     run_info: Mapping[str, Any] | None  # run.json {"argv": [...], "recipe": path}
+    probe: Mapping[str, Any] | None = None  # probe/metrics.json (settings, metrics or "skipped")
 
     @property
     def class_names(self) -> list[str]:
@@ -89,7 +94,11 @@ def load_run(run_dir: Path) -> RunData:
             evaluated.append(_from_training(run_dir, key, class_names, parameters[key]))
     bench = _read_bench(run_dir / "bench" / "bench.json") if "bench" in stages else None
     export = _read_json(run_dir / "export" / "export.json") if "export" in stages else None
-    order = [*TRAINED, *(f"distill_{m.get('quant')}" for m in (export or {}).get("models", []))]
+    probe = _read_json(run_dir / "probe" / "metrics.json") if "probe" in stages else None
+    if probe is not None and ("test" in probe or "val" in probe):
+        evaluated.append(_from_probe(probe, class_names))
+    order = ["probe", *TRAINED]
+    order += [f"distill_{m.get('quant')}" for m in (export or {}).get("models", [])]
     return RunData(
         run_dir=run_dir,
         stages=stages,
@@ -104,6 +113,7 @@ def load_run(run_dir: Path) -> RunData:
         export=export,
         bench=bench,
         run_info=_read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else None,
+        probe=probe,
     )
 
 
@@ -198,6 +208,55 @@ def _from_training(
     )
 
 
+def _from_probe(report: Mapping[str, Any], class_names: list[str]) -> ModelResult:
+    split = "test" if "test" in report else "val"
+    return ModelResult(
+        key="probe",
+        label=PROBE_LABEL,
+        source="probe/metrics.json",
+        split=split,
+        metrics=report[split],
+        per_class_ap=_per_class(report[split], class_names),
+        size_bytes=None,
+        file_name=None,
+        parameters=None,
+    )
+
+
+def floor_note(run: RunData) -> str:
+    """One sentence on the floor: its numbers and the models below it, or why there is none."""
+    if run.probe is None:
+        return f"No floor (probe stage: {run.unfinished.get('probe', 'not run')})."
+    if "skipped" in run.probe:
+        return f"No floor: the probe was skipped ({run.probe['skipped']})."
+    floor = next((m for m in run.models if m.key == "probe"), None)
+    if floor is None:
+        return "No floor: the probe was fitted on every split it had, none was left to measure it."
+    accuracy = floor.metrics.get("accuracy")
+    numbers = "" if accuracy is None else f"accuracy {accuracy:.3f}, "
+    numbers += f"mAP {floor.metrics['map']:.3f} on {floor.split}"
+    settings = f"{run.probe.get('features')} features, C {run.probe.get('C')}"
+    lines = [f"Floor (linear probe on frozen pretrained YAMNet, {settings}): {numbers}."]
+    for metric, name in (("accuracy", "accuracy"), ("map", "mAP")):
+        below = _below(run.models, floor, metric)
+        if below:
+            lines.append(f"Below the floor on {name}: {', '.join(below)}.")
+    return " ".join(lines)
+
+
+def _below(models: tuple[ModelResult, ...], floor: ModelResult, metric: str) -> list[str]:
+    """Labels of the models scored on the floor's split whose ``metric`` is below the floor's."""
+    level = floor.metrics.get(metric)
+    return [
+        m.label
+        for m in models
+        if m.key != floor.key
+        and m.split == floor.split
+        and None not in (level, m.metrics.get(metric))
+        and m.metrics[metric] < level
+    ]
+
+
 def _per_class(metrics: Mapping, class_names: list[str]) -> dict[str, float | None]:
     """{class: AP} from evaluate_model's dict or evaluate_scores' list (named by position)."""
     per_class = metrics.get("per_class_ap") or {}
@@ -217,7 +276,7 @@ def _parameters(run_dir: Path, key: str) -> int | None:
 
 
 def _position(order: list[str], key: str) -> int:
-    """Teacher, student, KD student, then the export order (int8 first); others last."""
+    """Probe, teacher, student, KD student, then the export order (int8 first); others last."""
     return order.index(key) if key in order else len(order)
 
 

@@ -24,6 +24,7 @@ from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
 from lean_kd.recipe import Recipe
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
+from lean_kd.run.results import PROBE_SKIPPED
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,41 @@ def run_prepare(ctx: RunContext, out: Path) -> list[str]:
     }
     write_json(out / "index.json", summary)
     return ["index.json"]
+
+
+# --------------------------------------------------------------------------------- probe
+
+
+def probe_inputs(ctx: RunContext) -> dict[str, Any]:
+    return {
+        "probe": to_dict(ctx.recipe.probe),
+        "strict": ctx.recipe.pipeline.strict,
+        "yamnet_weights": ctx.yamnet_weights,
+    }
+
+
+def run_probe(ctx: RunContext, out: Path) -> list[str]:
+    """The floor: a linear probe on the frozen pretrained YAMNet (lean_kd.probe).
+
+    Without pretrained weights there is no floor to draw: metrics.json says why.
+    """
+    from lean_kd.probe import run_probe as fit_probe
+    from lean_kd.probe import yamnet_backbone
+    from lean_kd.probe.evaluation import METRICS_FILE, PROBE_FILE
+
+    if ctx.yamnet_weights is None:
+        write_json(out / METRICS_FILE, {"skipped": PROBE_SKIPPED})
+        return [METRICS_FILE]
+    fit_probe(
+        ctx.index(),
+        out,
+        backbone=yamnet_backbone(ctx.yamnet_weights),
+        settings=ctx.recipe.probe,
+        cache_dir=ctx.run_dir / "window_outputs",
+        strict=ctx.recipe.pipeline.strict,
+        progress=ctx.progress,
+    )
+    return [METRICS_FILE, PROBE_FILE]
 
 
 # ----------------------------------------------------------------------------- training
@@ -301,6 +337,10 @@ def run_report(ctx: RunContext, out: Path) -> list[str]:
 DATA = ("audio", "pipeline", "augment")
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", (), prepare_inputs, run_prepare),
+    Stage(
+        "probe", ("prepare",), probe_inputs, run_probe,
+        enabled=lambda recipe: recipe.probe.enabled,
+    ),
     Stage("teacher", ("prepare",), _sections("teacher", "teacher_loss", "teacher_training", *DATA), run_teacher),
     Stage(
         "cache", ("prepare", "teacher"), _sections("cache", "audio", "pipeline"), run_cache,

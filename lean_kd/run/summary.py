@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from lean_kd.recipe import Recipe
-from lean_kd.run.results import load_run
+from lean_kd.run.results import floor_note, load_run
 from lean_kd.run.runner import RunResult, StageOutcome, run_pipeline
 
 
@@ -28,7 +28,8 @@ def stage_table(outcomes: Iterable[StageOutcome], extra: Mapping[str, tuple[floa
 
 
 def results_table(run_dir: Path) -> str:
-    """One row per evaluated model: mAP, accuracy, size, p50 latency (benchmarked models)."""
+    """One row per evaluated model: mAP, accuracy, size, p50 latency (benchmarked models); then
+    the floor (the linear probe) and the models below it."""
     run = load_run(run_dir)
     latency = _latency_by_file(run.bench)
     lines = [
@@ -46,7 +47,7 @@ def results_table(run_dir: Path) -> str:
     for name, value in latency.items():
         if name not in {m.file_name for m in run.models}:  # the official YAMNet baseline
             lines.append(f"| {name} (baseline) | | | | | {value} |")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", floor_note(run)])
 
 
 def _latency_by_file(bench: Mapping | None) -> dict[str, str]:
@@ -77,7 +78,7 @@ def run_with_summary(
         echo=lambda line: print(line, flush=True),
     )
     print("\nStage times (this invocation):\n" + stage_table(result.outcomes, extra_times))
-    if (out / "evaluate" / "stage.json").is_file():
+    if any((out / stage / "stage.json").is_file() for stage in ("probe", "evaluate")):
         print("\nResults:\n" + results_table(out))
     if not result.pretrained_yamnet:
         print("Note: no pretrained YAMNet weights were found; YAMNet branches started from random init.")

@@ -374,3 +374,57 @@ def test_plots_on_many_classes_and_bad_input(tmp_path):
     with pytest.raises(DataError, match="at least one model"):
         plots.per_class_ap_bars({}, names, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def make_probe(run: Path, metrics: dict) -> None:
+    report = {"backbone": "yamnet", "features": "both", "C": 1.0, "val": metrics, "test": metrics}
+    write_json(run / "probe" / "metrics.json", report)
+    (run / "probe" / "probe.npz").write_bytes(b"npz")
+    finish(run, "probe", ["metrics.json", "probe.npz"])
+
+
+def test_floor_row_comes_first_and_names_the_models_below_it(full_run):
+    from lean_kd.run.summary import results_table
+
+    run, reports = full_run
+    labels = np.arange(20) % 4
+    make_probe(run, evaluate_scores(np.eye(4)[labels], labels, multi_label=False))  # perfect
+    text = write_report(run).read_text()
+    assert table_row(text, "floor: linear probe on frozen YAMNet") == [
+        "floor: linear probe on frozen YAMNet", "test", "1.000", "1.000", "n/a", "n/a", "n/a",
+        "n/a", "`probe/metrics.json`",
+    ]  # fmt: skip
+    assert [m.key for m in load_run(run).models][:2] == ["probe", "teacher"]
+    below = "teacher, student (no KD), KD student, KD student, int8 TFLite, "
+    below += "KD student, float16 TFLite"
+    floor = "Floor (linear probe on frozen pretrained YAMNet, both features, C 1.0): "
+    floor += "accuracy 1.000, "
+    assert f"{floor}mAP 1.000 on test. Below the floor on accuracy: {below}." in text
+    assert f"Below the floor on mAP: {below}." in text
+    console = results_table(run)
+    row = "| floor: linear probe on frozen YAMNet | test | 1.0000 | 1.0000 | n/a | n/a |"
+    assert row in console
+    assert console.endswith(f"Below the floor on mAP: {below}.")
+    make_probe(run, evaluate_scores(-np.eye(4)[labels], labels, multi_label=False))  # worst
+    text = write_report(run).read_text()
+    assert "Below the floor" not in text and "accuracy 0.000, mAP" in text
+
+
+def test_skipped_or_missing_probe_is_a_note(full_run):
+    run, _ = full_run
+    assert "No floor (probe stage: not run or not finished (no probe/stage.json))." in (
+        write_report(run).read_text()
+    )
+    write_json(run / "probe" / "metrics.json", {"skipped": "no weights"})
+    finish(run, "probe", ["metrics.json"])
+    text = write_report(run).read_text()
+    assert "No floor: the probe was skipped (no weights)." in text
+    assert table_row(text, "probe")[:2] == ["probe", "finished"]
+
+
+def test_probe_without_a_measured_split_is_a_note(full_run):
+    run, _ = full_run
+    make_probe(run, {})
+    write_json(run / "probe" / "metrics.json", {"features": "both", "C": 1.0})  # fitted on all
+    text = write_report(run).read_text()
+    assert "No floor: the probe was fitted on every split it had" in text

@@ -19,6 +19,7 @@ from lean_kd.errors import ConfigError, DataError, ExportError
 from lean_kd.recipe import load_recipe
 from lean_kd.run import STAGE_NAMES
 from lean_kd.run.fingerprint import PENDING_FILE, STAGE_FILE
+from lean_kd.run.results import PROBE_SKIPPED
 from lean_kd.run.runner import run_pipeline
 from lean_kd.run.stages import STAGES
 from lean_kd.training import read_history, save_model
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
 TESTS = Path(__file__).resolve().parents[1]
 CLASSES = ("siren", "knock", "rain", "whistle")
-RECORDED = ("prepare", "teacher", "cache", "student", "distill", "export", "evaluate", "bench")
+RECORDED = ("prepare", "probe", "teacher", "cache", "student", "distill", "export", "evaluate", "bench")
 
 RECIPE = """\
 name: tiny
@@ -106,7 +107,7 @@ def finished_run(tiny, tmp_path_factory) -> Path:
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
-    for stage in ("prepare", "teacher", "cache", "student"):
+    for stage in ("prepare", "probe", "teacher", "cache", "student"):
         assert (run_dir / stage / STAGE_FILE).is_file()
     assert not (run_dir / "distill" / STAGE_FILE).exists()
     assert (run_dir / "distill" / PENDING_FILE).is_file()
@@ -116,8 +117,8 @@ def finished_run(tiny, tmp_path_factory) -> Path:
     lines: list[str] = []
     result = run_pipeline(load_recipe(recipe), run_dir, progress=False, echo=lines.append)
     assert statuses(result) == {
-        "prepare": "skipped", "teacher": "skipped", "cache": "skipped", "student": "skipped",
-        "distill": "ran", "export": "ran", "evaluate": "ran", "bench": "ran", "report": "ran",
+        "prepare": "skipped", "probe": "skipped", "teacher": "skipped", "cache": "skipped",
+        "student": "skipped", "distill": "ran", "export": "ran", "evaluate": "ran", "bench": "ran", "report": "ran",
     }  # fmt: skip
     assert any("distill: resuming" in line for line in lines), lines
     after = (run_dir / "distill" / "history.csv").read_text().splitlines()
@@ -141,6 +142,8 @@ def test_every_stage_writes_its_outputs(finished_run, tiny):
     for stage in ("teacher", "student", "distill"):
         metrics = json.loads((run_dir / stage / "metrics.json").read_text())
         assert 0 <= metrics["test"]["map"] <= 1
+    probe = json.loads((run_dir / "probe" / "metrics.json").read_text())
+    assert probe.get("skipped") or probe["test"]["num_examples"] == index["splits"]["test"]
     assert json.loads((run_dir / "cache" / "cache.json").read_text())["crops_per_clip"] == 2
     export = json.loads((run_dir / "export" / "export.json").read_text())
     assert [m["quant"] for m in export["models"]] == ["int8", "float32"]
@@ -181,8 +184,8 @@ def test_unchanged_rerun_skips_and_changes_rerun_downstream_only(finished_run, t
     teacher_before = record(run_dir, "teacher")
     changed = run_pipeline(load_recipe(tiny["recipe"](lr=1e-3)), run_dir, progress=False, echo=lambda _: None)
     assert statuses(changed) == {
-        "prepare": "skipped", "teacher": "skipped", "cache": "skipped", "student": "ran",
-        "distill": "ran", "export": "ran", "evaluate": "ran", "bench": "ran", "report": "ran",
+        "prepare": "skipped", "probe": "skipped", "teacher": "skipped", "cache": "skipped",
+        "student": "ran", "distill": "ran", "export": "ran", "evaluate": "ran", "bench": "ran", "report": "ran",
     }  # fmt: skip
     assert record(run_dir, "teacher") == teacher_before
     assert record(run_dir, "distill")["inputs"]["config"]["training"]["learning_rate"] == 1e-3
@@ -239,7 +242,7 @@ def test_missing_dataset_root_fails_before_any_stage(tmp_path):
 
 def test_bad_stage_name_and_export_mode_fail_before_any_stage(tiny, tmp_path):
     recipe = load_recipe(tiny["recipe"]())
-    with pytest.raises(ConfigError, match=r"Unknown stage 'distil'; expected one of prepare, teacher"):
+    with pytest.raises(ConfigError, match=r"Unknown stage 'distil'; expected one of prepare, probe, teacher"):
         run_pipeline(recipe, tmp_path / "a", from_stage="distil", echo=lambda _: None)
     bad = load_recipe(tiny["recipe"](), export={"modes": ["int4"]})
     with pytest.raises(ConfigError, match=r"export.modes: unknown mode\(s\) \['int4'\]"):
@@ -266,16 +269,56 @@ def test_prepare_records_data_and_a_corrupt_record_means_not_done(tiny, tmp_path
     assert [Path(b["path"]).name for b in broken] == [wav.name]
 
 
+def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
+    from lean_kd.run.report import write_report
+
+    recipe = load_recipe(tiny["recipe"](), probe={"features": "scores"})
+    result = run_pipeline(recipe, tmp_path, until="probe", progress=False, echo=lambda _: None)
+    assert statuses(result) == {"prepare": "ran", "probe": "ran"}
+    assert record(tmp_path, "probe")["inputs"]["config"]["probe"]["features"] == "scores"
+    metrics = json.loads((tmp_path / "probe" / "metrics.json").read_text())
+    assert metrics["feature_size"] == 2 * 521 and (tmp_path / "probe" / "probe.npz").is_file()
+    assert list((tmp_path / "window_outputs").rglob("*.npz"))  # kept across probe reruns
+    text = write_report(tmp_path).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| floor: linear probe"))
+    assert f"| {metrics['test']['map']:.3f} | {metrics['test']['accuracy']:.3f} |" in row
+    assert "Floor (linear probe on frozen pretrained YAMNet, scores features, C 1.0)" in text
+    back = load_recipe(tiny["recipe"]())
+    again = run_pipeline(back, tmp_path, until="probe", echo=lambda _: None)
+    assert statuses(again) == {"prepare": "skipped", "probe": "ran"}  # features changed back
+
+
+def test_probe_without_pretrained_weights_is_skipped_with_a_note(tiny, tmp_path, monkeypatch):
+    from lean_kd.models import yamnet_pretrained
+    from lean_kd.run.report import write_report
+
+    monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
+    monkeypatch.setenv("LEAN_KD_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(yamnet_pretrained, "download", no_network)
+    recipe = load_recipe(tiny["recipe"]())
+    result = run_pipeline(recipe, tmp_path / "run", until="probe", echo=lambda _: None)
+    assert statuses(result) == {"prepare": "ran", "probe": "ran"}
+    skipped = json.loads((tmp_path / "run" / "probe" / "metrics.json").read_text())
+    assert skipped == {"skipped": PROBE_SKIPPED}
+    text = write_report(tmp_path / "run").read_text()
+    assert f"No floor: the probe was skipped ({PROBE_SKIPPED})." in text
+    off = load_recipe(tiny["recipe"](), probe={"enabled": False})
+    result = run_pipeline(off, tmp_path / "run", until="probe", echo=lambda _: None)
+    assert statuses(result)["probe"] == "off" and not (tmp_path / "run" / "probe").exists()
+
+
+def no_network(entry, dest, **kwargs):
+    from lean_kd.errors import ModelError
+
+    raise ModelError(f"Could not download {entry.url}: no network")
+
+
 def test_stage_names_match_the_package_list():
     assert tuple(stage.name for stage in STAGES) == STAGE_NAMES
 
 
 def test_missing_yamnet_weights_is_one_line_and_recorded(tiny, tmp_path, monkeypatch):
-    from lean_kd.errors import ModelError
     from lean_kd.models import yamnet_pretrained
-
-    def no_network(entry, dest, **kwargs):
-        raise ModelError(f"Could not download {entry.url}: no network")
 
     monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
     monkeypatch.setenv("LEAN_KD_CACHE", str(tmp_path / "empty_cache"))
