@@ -102,6 +102,8 @@ def _train_supervised(
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
     seed_everything(training.seed, deterministic=recipe.pipeline.deterministic)  # before init
+    if training.method == "linear_head":
+        return _fit_linear_head(recipe, section, training, run_dir, index, pipeline)
     loss = build_loss(list(recipe.teacher_loss) or default_loss(index, distill=False))
     if loss.needs_teacher:
         raise ConfigError("teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself")
@@ -109,6 +111,35 @@ def _train_supervised(
         model = model_from_section(section, recipe, index)
         distiller = Distiller(model, loss)
     result = fit(distiller, pipeline, training, run_dir, multi_label=index.multi_label, verbose=verbose)
+    _write_evaluation(result, pipeline)
+    return result
+
+
+def _fit_linear_head(
+    recipe: Recipe, section: ModelSection, training: TrainingSection, run_dir: Path,
+    index: DatasetIndex, pipeline: AudioPipeline,
+) -> FitResult:
+    """The model's backbone frozen, its classifier fitted on every window (lean_kd.probe.teacher)."""
+    from lean_kd.files import write_atomic
+    from lean_kd.models.contract import set_class_names
+    from lean_kd.probe.teacher import fit_linear_head
+    from lean_kd.training import save_model
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = model_from_section(section, recipe, index)
+    audio = recipe.audio
+    fit_linear_head(
+        model, index, hop_fraction=audio.window_hop_seconds / audio.window_seconds,
+        C=training.linear_head_c, strict=recipe.pipeline.strict,
+    )  # fmt: skip
+    set_class_names(model, index.class_names)
+    best, final = run_dir / "best.keras", run_dir / "final.keras"
+    save_model(model, final)
+    save_model(model, best)
+    history = {"epoch": [0.0]}
+    write_atomic(run_dir / "history.csv", "epoch\n0\n")
+    result = FitResult(run_dir, best, final, history, 1)
     _write_evaluation(result, pipeline)
     return result
 

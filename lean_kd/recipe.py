@@ -54,6 +54,9 @@ class ModelSection:
     checkpoint: str = ""  # a saved Keras model to load instead of building
 
 
+TRAINING_METHODS = ("keras_fit", "linear_head")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingSection:
     """Optimisation settings for Keras ``fit``."""
@@ -70,6 +73,11 @@ class TrainingSection:
     early_stopping_patience: int = 0  # 0: off
     monitor: str = "val_map"  # val_map | val_auc_pr | val_loss
     seed: int = 0
+    # keras_fit: gradient training of the model. linear_head: the backbone stays frozen and the
+    # classifier is a logistic regression fitted on every evaluation window of every training
+    # clip (lean_kd.probe.teacher): seconds instead of hours, and robust with few clips per class.
+    method: str = "keras_fit"
+    linear_head_c: float = 0.5  # linear_head: inverse L2 strength on standardised embeddings
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -86,6 +94,10 @@ class TrainingSection:
             )
         if not self.learning_rate > 0:
             raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if self.method not in TRAINING_METHODS:
+            raise ConfigError(f"training.method must be one of {list(TRAINING_METHODS)}, got {self.method!r}")
+        if not self.linear_head_c > 0:
+            raise ConfigError(f"training.linear_head_c must be > 0, got {self.linear_head_c}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,11 +69,16 @@ def checkpoint_backbone(path: str | Path) -> Backbone:
     from lean_kd.models.registry import load_model
 
     path = Path(path)
-    model = load_model(path)
+    return model_backbone(load_model(path), name=str(path), identity=_identity(str(path)))
+
+
+def model_backbone(model: keras.Model, *, name: str, identity: str) -> Backbone:
+    """A contract model in memory on windows of its input length: its ``embeddings`` and the
+    probabilities of its ``logits``. ``identity`` must change whenever its weights do."""
     outputs = model.output if isinstance(model.output, dict) else {}
     if "embeddings" not in outputs or "logits" not in outputs:
         raise ModelError(
-            f"{path}: a probe needs a model with 'embeddings' and 'logits' outputs (the lean_kd "
+            f"{name}: a probe needs a model with 'embeddings' and 'logits' outputs (the lean_kd "
             f"model contract); this one gives {sorted(outputs) or type(model.output).__name__}"
         )
     spec = model_spec(model)
@@ -82,7 +87,7 @@ def checkpoint_backbone(path: str | Path) -> Backbone:
         lambda out: (out["embeddings"], _activation(out["logits"], spec.multi_label)),
         spec.num_samples,
     )
-    return Backbone(str(path), _identity(str(path)), spec.sample_rate, spec.num_samples, run)
+    return Backbone(name, identity, spec.sample_rate, spec.num_samples, run)
 
 
 def _activation(logits: tf.Tensor, multi_label: bool) -> tf.Tensor:
@@ -109,4 +114,11 @@ def _identity(source: str) -> str:
     return f"sha256:{sha256_of(path)}" if path.is_file() else source
 
 
-__all__ = ["OUTPUTS", "YAMNET_WINDOW_SAMPLES", "Backbone", "checkpoint_backbone", "yamnet_backbone"]
+__all__ = [
+    "OUTPUTS",
+    "YAMNET_WINDOW_SAMPLES",
+    "Backbone",
+    "checkpoint_backbone",
+    "model_backbone",
+    "yamnet_backbone",
+]

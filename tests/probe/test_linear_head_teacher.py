@@ -1,0 +1,75 @@
+"""teacher_training.method 'linear_head': a frozen backbone whose classifier is a regression
+fitted on every evaluation window (lean_kd.probe.teacher)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import shifted_seed
+
+from lean_kd import experiment
+from lean_kd.config import AudioConfig, PipelineConfig
+from lean_kd.data.synth import SynthConfig, synthesize
+from lean_kd.errors import ConfigError
+from lean_kd.models import registry
+from lean_kd.probe.backbone import model_backbone
+from lean_kd.probe.teacher import fit_linear_head
+from lean_kd.probe.windows import clip_key, clip_window_outputs
+from lean_kd.recipe import DataSection, ModelSection, Recipe, TrainingSection
+
+CLASSES = ("siren", "knock", "rain")
+HEAD = TrainingSection(method="linear_head")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("linear_head")
+    config = SynthConfig(
+        classes=CLASSES, clips_per_class=6, duration_seconds=(1.0, 2.0), snr_db=(20.0, 30.0),
+        distractor_probability=0.0, val_fraction=0.25, test_fraction=0.25, seed=shifted_seed(0),
+    )  # fmt: skip
+    synthesize(root, config, progress=False)
+    return Recipe(
+        data=DataSection(dataset="csv", root=str(root)),
+        audio=AudioConfig(clip_seconds=1.0),
+        pipeline=PipelineConfig(batch_size=8),
+        teacher=ModelSection(name="yamnet_teacher", options={"pretrained": "if_available"}),
+        teacher_training=HEAD,
+    )
+
+
+def test_the_keras_teacher_scores_windows_as_the_fitted_regression(recipe, tmp_path):
+    index = experiment.load_data(recipe)
+    model = experiment.model_from_section(recipe.teacher, recipe, index)
+    backbone_before = [w.copy() for w in model.get_layer("layer14/pointwise_conv").get_weights()]
+    probe = fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
+    windows = clip_window_outputs(index.split("test"), backbone=model_backbone(model, name="m", identity="x"))
+    embeddings = np.concatenate([windows[clip_key(e)].embeddings for e in index.split("test")])
+    keras_scores = np.concatenate([windows[clip_key(e)].scores for e in index.split("test")])
+    np.testing.assert_allclose(keras_scores, probe.scores(embeddings), atol=1e-4)  # folded weights
+    after = model.get_layer("layer14/pointwise_conv").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(backbone_before, after))  # backbone frozen
+
+
+def test_train_with_linear_head_writes_a_run_folder(recipe, tmp_path):
+    result = experiment.train(recipe, tmp_path / "teacher")
+    for name in ("best.keras", "final.keras", "history.csv", "metrics.json"):
+        assert (tmp_path / "teacher" / name).is_file(), name
+    metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
+    assert metrics["test"]["num_examples"] > 0 and 0 <= metrics["test"]["map"] <= 1
+    reloaded = experiment.load_model(result.best_path)
+    assert reloaded.output["logits"].shape[-1] == len(CLASSES)
+
+
+def test_linear_head_needs_a_classifier_on_the_embeddings(recipe):
+    index = experiment.load_data(recipe)
+    model = registry.build("yamnet_teacher", 3, pretrained=False, hidden_units=8)
+    with pytest.raises(ConfigError, match="linear_head' needs a teacher whose logits are one Dense"):
+        fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
+
+
+def test_bad_method_is_a_config_error():
+    with pytest.raises(ConfigError, match="training.method must be one of"):
+        TrainingSection(method="sgd")
