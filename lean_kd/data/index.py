@@ -30,6 +30,7 @@ class Example:
     split: str = "train"
     fold: int = 0  # 0: the dataset has no folds
     example_id: str = ""
+    group: str = ""  # clips cut from one recording share a group; they stay in one split
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -107,13 +108,14 @@ class DatasetIndex:
         """Move a deterministic ``fraction`` of the training examples to 'val'.
 
         Used for datasets without a validation split (the seeds hold out 10 %). The choice
-        depends only on the example ids and the seed, not on the file order.
+        depends only on the example ids (or groups: clips of one recording move together, so
+        validation never hears a recording seen in training) and the seed, not on the file order.
         """
         if not 0 < fraction < 1:
             raise DataError(f"Validation fraction must be in (0, 1), got {fraction}")
 
         def score(e: Example) -> float:
-            digest = hashlib.sha1(f"{seed}:{e.example_id or e.path}".encode()).digest()
+            digest = hashlib.sha1(f"{seed}:{e.group or e.example_id or e.path}".encode()).digest()
             return int.from_bytes(digest[:8], "big") / 2**64
 
         def split_of(e: Example) -> str:

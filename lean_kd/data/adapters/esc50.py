@@ -71,6 +71,7 @@ def load_esc50(root: str | Path, *, esc10_only: bool = False) -> DatasetIndex:
                 split="train",
                 fold=row.integer("fold", valid=ESC50_FOLDS),
                 example_id=Path(filename).stem,
+                group=f"{row.text('fold')}-{row.text('src_file', default=filename)}",  # recording
             )
         )
     names = tuple(ESC50_CLASSES[t] for t in ESC10_TARGETS) if esc10_only else ESC50_CLASSES
