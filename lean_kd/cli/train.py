@@ -12,10 +12,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
 
 
+def add_strategy(parser: argparse._ActionsContainer) -> None:
+    """``--strategy``: overrides the recipe's ``distribute.strategy`` (README "Scaling out")."""
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        choices=("default", "mirrored", "multiworker"),
+        help="tf.distribute strategy (default: the recipe's distribute.strategy); multiworker "
+        "reads TF_CONFIG, mirrored on CPUs uses LEAN_KD_CPU_DEVICES logical CPUs",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="fine-tune a teacher or train a plain student (Keras fit)")
     _common(train)
-    train.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"))
+    add_strategy(train)
     train.set_defaults(handler=run_train)
 
     cache = subparsers.add_parser("cache-teacher", help="run a teacher once and store its outputs")
@@ -27,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(distill)
     distill.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (online teacher)")
     distill.add_argument("--cache", type=Path, default=None, help="teacher cache folder (instead of --teacher)")
-    distill.add_argument("--strategy", default="default", choices=("default", "mirrored", "multiworker"))
+    add_strategy(distill)
     distill.set_defaults(handler=run_distill)
 
 
