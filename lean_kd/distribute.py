@@ -121,6 +121,18 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy()
 
 
+def check_run_strategy(name: str) -> None:
+    """``lean-kd run`` trains in one process: mirrored at most (multiworker needs one process
+    per host, which the per-command workflow provides); splits the CPU before any stage starts
+    TensorFlow."""
+    if name == "multiworker":
+        raise ConfigError(
+            "distribute.strategy multiworker is not supported by lean-kd run (one process); run "
+            "lean-kd train / distill on every worker instead (README \"Scaling out\"), or use mirrored"
+        )
+    split_cpu()
+
+
 def is_distributed(strategy: tf.distribute.Strategy) -> bool:
     """Whether ``strategy`` is one of ours that runs replicas (its input must be distributed)."""
     return isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
@@ -206,4 +218,4 @@ def distributed_recipe(recipe: Recipe, strategy: str | None = None) -> tuple[tf.
     return made, dataclasses.replace(recipe, pipeline=dataclasses.replace(recipe.pipeline, batch_size=batch))
 
 
-__all__ = ["CPU_DEVICES_ENV", "distributed_recipe", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]
+__all__ = ["CPU_DEVICES_ENV", "check_run_strategy", "distributed_recipe", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]

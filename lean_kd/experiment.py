@@ -18,7 +18,7 @@ from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
-from lean_kd.distill.teacher_cache import TeacherCache, build_teacher_cache
+from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
 from lean_kd.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
 from lean_kd.metrics import evaluate_scores
@@ -114,8 +114,11 @@ def _train_supervised(
     return result
 
 
-def cache_teacher(recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress: bool = True) -> TeacherCache:
-    """Run the teacher once over train and val and store its outputs."""
+def cache_teacher(
+    recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress: bool = True, part: tuple[int, int] | None = None
+) -> TeacherCache | None:
+    """Run the teacher once over train and val and store its outputs; ``part=(i, n)``: part i
+    of n only (None until the last part is done, see lean_kd.distill.teacher_cache)."""
     index = load_data(recipe)
     teacher = load_model(teacher_path)
     build_teacher_cache(
@@ -127,8 +130,9 @@ def cache_teacher(recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress
         crops_per_clip=recipe.cache.crops_per_clip,
         strict=recipe.pipeline.strict,
         progress=progress,
+        part=part,
     )
-    return TeacherCache(out_dir, index=index)
+    return TeacherCache(out_dir, index=index) if (Path(out_dir) / META_FILE).is_file() else None
 
 
 def distillation_loss(recipe: Recipe, index: DatasetIndex) -> Any:

@@ -22,7 +22,7 @@ from lean_kd import experiment
 from lean_kd.config import to_dict
 from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
-from lean_kd.recipe import Recipe
+from lean_kd.recipe import DistributeSection, Recipe
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,20 @@ def _sections(*names: str) -> Callable[[RunContext], dict[str, Any]]:
     def inputs(ctx: RunContext) -> dict[str, Any]:
         values = {name: getattr(ctx.recipe, name) for name in names}
         return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()}
+
+    return inputs
+
+
+def _training_sections(*names: str) -> Callable[[RunContext], dict[str, Any]]:
+    """A training stage's sections, plus ``distribute`` when it is not the default: the strategy
+    and what the batch size counts change the training (runs without it keep their fingerprints)."""
+    sections = _sections(*names)
+
+    def inputs(ctx: RunContext) -> dict[str, Any]:
+        values = sections(ctx)
+        if ctx.recipe.distribute != DistributeSection():
+            values["distribute"] = to_dict(ctx.recipe.distribute)
+        return values
 
     return inputs
 
@@ -301,19 +315,19 @@ def run_report(ctx: RunContext, out: Path) -> list[str]:
 DATA = ("audio", "pipeline", "augment")
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", (), prepare_inputs, run_prepare),
-    Stage("teacher", ("prepare",), _sections("teacher", "teacher_loss", "teacher_training", *DATA), run_teacher),
+    Stage("teacher", ("prepare",), _training_sections("teacher", "teacher_loss", "teacher_training", *DATA), run_teacher),
     Stage(
         "cache", ("prepare", "teacher"), _sections("cache", "audio", "pipeline"), run_cache,
         enabled=lambda recipe: recipe.cache.enabled,
     ),
     Stage(
         "student", ("prepare",),
-        _sections("student", "teacher_loss", "training", *DATA),
+        _training_sections("student", "teacher_loss", "training", *DATA),
         run_student, enabled=lambda recipe: recipe.baseline_student,
     ),
     Stage(
         "distill", ("prepare", "teacher", "cache"),
-        _sections("student", "loss", "training", *DATA), run_distill,
+        _training_sections("student", "loss", "training", *DATA), run_distill,
     ),
     Stage("export", ("prepare", "distill"), _sections("export", "audio"), run_export),
     Stage(
