@@ -136,8 +136,7 @@ class AudioPipeline:
         else:
             files = self._files(examples, scan)
             if shard is not None:  # shard files, not decoded audio
-                files = files.take(_shard_size(len(examples), shard, batch_size) * shard.num_input_pipelines)
-                files = files.shard(shard.num_input_pipelines, shard.input_pipeline_id)
+                files = _shard_files(files, len(examples), shard, batch_size, seed)
             if training and self.config.shuffle_buffer:
                 files = files.shuffle(
                     self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
@@ -461,6 +460,17 @@ def _shard_size(count: int, context: tf.distribute.InputContext, batch_size: int
     local = context.num_replicas_in_sync // context.num_input_pipelines
     per_step = batch_size * local
     return count // context.num_input_pipelines // per_step * per_step
+
+
+def _shard_files(
+    files: tf.data.Dataset, count: int, context: tf.distribute.InputContext, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """This input pipeline's share of the ``count`` files: every pipeline shuffles the list alike
+    (same seed, reshuffled each pass) and takes its own slice of :func:`_shard_size` files, so the
+    files left over differ from pass to pass."""
+    pipelines = context.num_input_pipelines
+    files = files.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return files.take(_shard_size(count, context, batch_size) * pipelines).shard(pipelines, context.input_pipeline_id)
 
 
 def _no_auto_shard(ds: tf.data.Dataset) -> tf.data.Dataset:

@@ -174,3 +174,32 @@ def test_a_killed_worker_resumes_after_a_restart(workspace, tmp_path):
     assert read_history(out / "history.csv")["epoch"] == [float(e) for e in range(6)]  # continued, not restarted
     restarted = (tmp_path / "worker0-restart.log").read_text()
     assert "Epoch 1/6" not in restarted and f"Epoch {len(done) + 1}/6" in restarted
+
+
+@pytest.mark.heavy
+def test_run_and_qat_export_with_the_recipe_strategy(workspace, tmp_path):
+    """``distribute: {strategy: mirrored}`` drives ``lean-kd run`` and ``export --qat`` (no flag)."""
+    recipe = write_recipe(workspace, tmp_path / "r.yaml", extra="distribute: {strategy: mirrored}\n")
+    run = tmp_path / "run"
+    result = lean_kd("run", "--config", str(recipe), "--out", str(run), "--until", "teacher", LEAN_KD_CPU_DEVICES="2")
+    assert "MirroredStrategy: 2 replica(s)" in result.stderr
+    assert read_history(run / "teacher" / "history.csv")["epoch"] == [0.0, 1.0]
+    out = tmp_path / "student_int8.tflite"
+    result = lean_kd(
+        "export", "--model", str(workspace / "student.keras"), "--quant", "int8", "--qat", "--config", str(recipe),
+        "--teacher", str(run / "teacher" / "best.keras"), "--qat-epochs", "1", "--out", str(out),
+        LEAN_KD_CPU_DEVICES="2",
+    )
+    assert "MirroredStrategy: 2 replica(s)" in result.stderr and out.is_file()
+    assert read_history(tmp_path / "student_int8.qat" / "history.csv")["epoch"] == [0.0]
+
+
+def test_lean_kd_run_refuses_multiworker(workspace, tmp_path):
+    from lean_kd.errors import ConfigError
+    from lean_kd.recipe import load_recipe
+    from lean_kd.run.runner import run_pipeline
+
+    recipe = load_recipe(write_recipe(workspace, tmp_path / "r.yaml", extra="distribute: {strategy: multiworker}\n"))
+    with pytest.raises(ConfigError, match="multiworker is not supported by lean-kd run"):
+        run_pipeline(recipe, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "prepare").exists()
