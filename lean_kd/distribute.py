@@ -16,9 +16,12 @@ turns it into the global batch the pipeline splits among the replicas.
 Multi-worker conventions (Keras'): every worker trains, only the chief (``chief`` task, else
 worker 0) writes the run folder; the others write the same files into a scratch folder of their
 own (:func:`write_dir`), which keeps their file writes away from the chief's. Training files are
-sharded among the workers before decoding (see ``AudioPipeline.dataset``); every worker reads
-the whole validation split, so all of them see the same validation metrics and make the same
-early-stopping and checkpoint decisions.
+sharded among the workers before decoding (see ``AudioPipeline.dataset``): the DATA policy, by
+index, applied to the file list, where it costs nothing, rather than to decoded batches; tf.data's
+own auto-sharding is therefore set to OFF on these datasets. Every worker reads the whole
+validation split, so all of them see the same validation metrics and make the same early-stopping
+and checkpoint decisions. BackupAndRestore keeps its state under ``<run>/backup``, which every
+worker reads when a restarted cluster resumes: the run folder must be on storage all workers see.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +89,24 @@ def read_tf_config(environ: Mapping[str, str] = os.environ) -> WorkerTask:
     return WorkerTask(kind, index, sum(len(addresses) for addresses in cluster.values()))
 
 
+def localhost_cluster(count: int) -> list[str]:
+    """``count`` ``localhost:port`` addresses on ports free right now: a cluster for trying
+    multiworker on one machine (tests, benchmarks/distributed.py)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [f"localhost:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def worker_tf_config(cluster: list[str], index: int) -> str:
+    """The TF_CONFIG of worker ``index`` in a cluster of ``cluster`` workers."""
+    return json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
+
+
 def split_cpu(environ: Mapping[str, str] = os.environ) -> int:
     """Split the CPU into ``LEAN_KD_CPU_DEVICES`` logical devices (before TensorFlow starts);
     the number of logical CPUs asked for (0: unset)."""
@@ -112,7 +134,10 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         task = read_tf_config()
         logger.info("multiworker: %s %d of %d worker(s)", task.type, task.index, task.num_workers)
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as exc:  # "Collective ops must be configured at program startup"
+            raise ConfigError(f"multiworker: create the strategy before other TensorFlow work ({exc})") from None
     cpus = split_cpu()
     if name == "default":
         return tf.distribute.get_strategy()
@@ -218,4 +243,4 @@ def distributed_recipe(recipe: Recipe, strategy: str | None = None) -> tuple[tf.
     return made, dataclasses.replace(recipe, pipeline=dataclasses.replace(recipe.pipeline, batch_size=batch))
 
 
-__all__ = ["CPU_DEVICES_ENV", "check_run_strategy", "distributed_recipe", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]
+__all__ = ["CPU_DEVICES_ENV", "check_run_strategy", "distributed_recipe", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "localhost_cluster", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]

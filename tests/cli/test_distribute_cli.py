@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from helpers import tiny_model
 
 from lean_kd.data.synth import SynthConfig, synthesize
+from lean_kd.distribute import localhost_cluster, worker_tf_config
 from lean_kd.training import read_history, save_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,26 +71,11 @@ def lean_kd(*args: str, **env: str) -> subprocess.CompletedProcess:
     return result
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def tf_config(ports: list[int], index: int) -> str:
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
-    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-
-
-def start_workers(args: list[str], ports: list[int], logs: Path, attempt: str = "") -> list[subprocess.Popen]:
+def start_workers(args: list[str], cluster: list[str], logs: Path, attempt: str = "") -> list[subprocess.Popen]:
     workers = []
-    for index in range(len(ports)):
+    for index in range(len(cluster)):
         log = open(logs / f"worker{index}{attempt}.log", "w")
-        env = environment(TF_CONFIG=tf_config(ports, index))
+        env = environment(TF_CONFIG=worker_tf_config(cluster, index))
         workers.append(subprocess.Popen([LEAN_KD, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
     return workers
 
@@ -137,9 +122,8 @@ def test_mirrored_train_and_distill_on_two_logical_cpus(workspace, tmp_path):
 def test_two_workers_on_localhost_finish_with_the_same_weights(workspace, tmp_path):
     recipe = write_recipe(workspace, tmp_path / "r.yaml")
     out = tmp_path / "run"
-    ports = free_ports(2)
     args = ["train", "--config", str(recipe), "--out", str(out), "--strategy", "multiworker"]
-    wait_all(start_workers(args, ports, tmp_path), tmp_path)
+    wait_all(start_workers(args, localhost_cluster(2), tmp_path), tmp_path)
     # the chief (worker 0) wrote the run folder; worker 1 only its scratch folder
     assert {"best.keras", "final.keras", "history.csv", "metrics.json", "tensorboard"} <= {p.name for p in out.iterdir()}
     scratch = out / ".worker-1"
@@ -154,9 +138,8 @@ def test_two_workers_on_localhost_finish_with_the_same_weights(workspace, tmp_pa
 def test_a_killed_worker_resumes_after_a_restart(workspace, tmp_path):
     recipe = write_recipe(workspace, tmp_path / "r.yaml", epochs=6)
     out = tmp_path / "run"
-    ports = free_ports(2)
     args = ["train", "--config", str(recipe), "--out", str(out), "--strategy", "multiworker"]
-    workers = start_workers(args, ports, tmp_path)
+    workers = start_workers(args, localhost_cluster(2), tmp_path)
     deadline = time.monotonic() + TIMEOUT
     while len(read_history(out / "history.csv").get("epoch", [])) < 1:  # epoch 1 finished
         assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "no epoch finished"
@@ -170,7 +153,7 @@ def test_a_killed_worker_resumes_after_a_restart(workspace, tmp_path):
         w.wait()
     done = read_history(out / "history.csv")["epoch"]
     assert len(done) < 6, "the run finished before the kill: nothing to resume"
-    wait_all(start_workers(args, [*free_ports(2)], tmp_path, "-restart"), tmp_path, "-restart")
+    wait_all(start_workers(args, localhost_cluster(2), tmp_path, "-restart"), tmp_path, "-restart")
     assert read_history(out / "history.csv")["epoch"] == [float(e) for e in range(6)]  # continued, not restarted
     restarted = (tmp_path / "worker0-restart.log").read_text()
     assert "Epoch 1/6" not in restarted and f"Epoch {len(done) + 1}/6" in restarted
