@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -98,19 +99,35 @@ def main() -> None:
     write_results(args, rows)
 
 
+def wrap(text: str) -> str:
+    return textwrap.fill(text, width=100, break_long_words=False, break_on_hyphens=False)
+
+
 def write_results(args: argparse.Namespace, rows: list[tuple]) -> None:
     reference = rows[0][1]
-    command = f"python benchmarks/distributed.py --recipe {os.path.relpath(args.recipe, REPO)} --epochs {args.epochs} --workers {' '.join(map(str, args.workers))}"
+    recipe, workers = os.path.relpath(args.recipe, REPO), " ".join(map(str, args.workers))
+    command = f"python benchmarks/distributed.py --recipe {recipe} --epochs {args.epochs} --workers {workers}"
+    method = wrap(
+        f"`lean-kd train` of the recipe's teacher ({args.clips_per_class} synthetic clips per class, "
+        "global batch as in the recipe), every worker a process on this host. Epoch time: median gap "
+        f"between the chief's per-epoch TensorBoard summaries over epochs 2-{args.epochs} (training + "
+        "validation; the first epoch's tracing excluded). The command column is the whole command "
+        "(start-up, tracing, every epoch, the final evaluation)."
+    )
+    machine = wrap(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, shared with other jobs while "
+        f"it ran ({time.strftime('%Y-%m-%d')}). All workers share these cores, so more workers cannot be "
+        "faster here: each all-reduces its gradients with the others after every step (over gRPC on "
+        "localhost), and each runs its own input pipeline and a whole validation pass. On separate "
+        "hosts each worker has its own cores and the step time falls with the per-worker batch, less "
+        "the all-reduce time."
+    )
     lines = [
         "# Multi-worker training on one host: the cost of the machinery",
         "",
         f"Command: `{command}`",
         "",
-        f"`lean-kd train` of the recipe's teacher ({args.clips_per_class} synthetic clips per class, "
-        "global batch as in the recipe), every worker a process on this host. Epoch time: median gap "
-        f"between the chief's per-epoch TensorBoard summaries over epochs 2-{args.epochs} (training + "
-        "validation; the first epoch's tracing excluded). The command column is the whole command "
-        "(start-up, tracing, every epoch, the final evaluation).",
+        method,
         "",
         "| run | epoch (s), median | min - max | vs 1 process | whole command (s) |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -118,15 +135,7 @@ def write_results(args: argparse.Namespace, rows: list[tuple]) -> None:
     for workers, median, low, high, wall in rows:
         name = "1 process, no strategy" if not workers else f"multiworker, {workers} worker(s)"
         lines.append(f"| {name} | {median:.1f} | {low:.1f} - {high:.1f} | {median / reference:.2f}x | {wall:.0f} |")
-    lines += [
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, shared with other jobs while "
-        f"it ran ({time.strftime('%Y-%m-%d')}). All workers share these cores, so more workers cannot be "
-        "faster here: each all-reduces its gradients with the others after every step (over gRPC on "
-        "localhost) and runs its own input pipeline and validation pass. On separate hosts each worker "
-        "has its own cores and the step time falls with the per-worker batch, less the all-reduce time.",
-        "",
-    ]
+    lines += ["", machine, ""]
     RESULTS.write_text("\n".join(lines))
     print(f"Wrote {RESULTS}")
 

@@ -16,7 +16,8 @@ import pytest
 from lean_kd._keras import tf
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.adapters import load_index
-from lean_kd.data.pipeline import AudioPipeline, CropTable, validation_slots
+from lean_kd.data.pipeline import AudioPipeline, CropTable
+from lean_kd.data.sharding import validation_slots
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.distribute import global_batch_size, read_tf_config
 from lean_kd.errors import ConfigError

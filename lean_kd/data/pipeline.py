@@ -25,6 +25,13 @@ from lean_kd.audio.windows import split_windows
 from lean_kd.config import AudioConfig, AugmentConfig, LogMelConfig, PipelineConfig
 from lean_kd.data.augment import mixup, spec_augment
 from lean_kd.data.index import DatasetIndex, Example
+from lean_kd.data.sharding import (
+    even_batches,
+    no_auto_shard,
+    shard_files,
+    shard_size,
+    validation_slots,
+)
 from lean_kd.errors import AudioInputError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -136,7 +143,7 @@ class AudioPipeline:
         else:
             files = self._files(examples, scan)
             if shard is not None:  # shard files, not decoded audio
-                files = _shard_files(files, len(examples), shard, batch_size, seed)
+                files = shard_files(files, len(examples), shard, batch_size, seed)
             if training and self.config.shuffle_buffer:
                 files = files.shuffle(
                     self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
@@ -161,7 +168,7 @@ class AudioPipeline:
             ds = ds.filter(lambda item: item["decoded"])
         if input_context is not None and not training:  # no replica may get an empty batch
             local = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-            ds = _even_batches(ds, len(examples), validation_slots(len(examples), batch_size, local))
+            ds = even_batches(ds, len(examples), validation_slots(len(examples), batch_size, local))
         else:
             ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
         if training:
@@ -169,7 +176,7 @@ class AudioPipeline:
                 self._augment, num_parallel_calls=AUTOTUNE
             )
         ds = _with_options(ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
-        return ds if input_context is None else _no_auto_shard(ds)
+        return ds if input_context is None else no_auto_shard(ds)
 
     def windows(self, split: str) -> tf.data.Dataset:
         """Every clip as overlapping windows, batched, with ``clip_index`` for aggregation.
@@ -267,7 +274,7 @@ class AudioPipeline:
         draws = len(examples)
         if shard is not None:
             seed += 1000 * shard.input_pipeline_id
-            draws = _shard_size(draws, shard, self._batch_size(shard))
+            draws = shard_size(draws, shard, self._batch_size(shard))
         per_class = class_members(self.index.label_matrix(examples))
         table = tf.ragged.constant(per_class, dtype=tf.int64)
         paths = tf.constant([e.path for e in examples])
@@ -413,72 +420,6 @@ def rows_in_chunks(fn: Callable[[tf.Tensor], tf.Tensor], batch: tf.Tensor, rows:
     out = tf.map_fn(fn, split, fn_output_signature=tf.float32)  # [chunks, rows, ...]
     merged = tf.reshape(out, tf.concat([[chunks * rows], tf.shape(out)[2:]], axis=0))[:size]
     return tf.ensure_shape(merged, batch.shape[:1].concatenate(out.shape[2:]))
-
-
-def validation_slots(count: int, batch_size: int, replicas: int) -> int:
-    """Batches that split ``count`` examples among ``replicas`` replicas per step, each at most
-    about ``batch_size`` and none empty (a model cannot run on an empty batch)."""
-    if count < replicas:
-        raise ConfigError(
-            f"The validation split has {count} example(s), fewer than the {replicas} replicas "
-            "that evaluate it; use fewer replicas or a larger validation split"
-        )
-    steps = -(-count // (batch_size * replicas))
-    steps = min(steps, count // replicas)
-    return steps * replicas
-
-
-def _even_batches(ds: tf.data.Dataset, count: int, slots: int) -> tf.data.Dataset:
-    """The ``count`` items of ``ds`` in ``slots`` consecutive batches whose sizes differ by at
-    most one (e.g. 9 items in 4 batches: 3, 2, 2, 2)."""
-    base, extra = divmod(count, slots)
-    sizes = tf.constant([base + 1] * extra + [base] * (slots - extra), tf.int64)  # [slots]
-    ends = tf.cumsum(sizes)  # [slots]: index one past each batch's last item
-
-    def batch_of(i: tf.Tensor, item: dict) -> tf.Tensor:
-        found = tf.searchsorted(ends, [i], side="right", out_type=tf.int64)[0]
-        return tf.minimum(found, slots - 1)
-
-    def size_of(key: tf.Tensor) -> tf.Tensor:
-        return sizes[key]
-
-    def batch(key: tf.Tensor, window: tf.data.Dataset) -> tf.data.Dataset:
-        return window.map(_drop_index).batch(sizes[key])
-
-    return ds.enumerate().group_by_window(batch_of, batch, window_size_func=size_of)
-
-
-def _drop_index(i: tf.Tensor, item: dict) -> dict:
-    return item
-
-
-def _shard_size(count: int, context: tf.distribute.InputContext, batch_size: int) -> int:
-    """Files each input pipeline reads per pass when ``count`` are sharded: the same number for
-    every pipeline and a whole number of steps (``batch_size`` per replica), so every worker
-    runs the same steps per epoch and no file is read twice in one; the last few files of the
-    split (less than a step per pipeline) are left out."""
-    local = context.num_replicas_in_sync // context.num_input_pipelines
-    per_step = batch_size * local
-    return count // context.num_input_pipelines // per_step * per_step
-
-
-def _shard_files(
-    files: tf.data.Dataset, count: int, context: tf.distribute.InputContext, batch_size: int, seed: int
-) -> tf.data.Dataset:
-    """This input pipeline's share of the ``count`` files: every pipeline shuffles the list alike
-    (same seed, reshuffled each pass) and takes its own slice of :func:`_shard_size` files, so the
-    files left over differ from pass to pass."""
-    pipelines = context.num_input_pipelines
-    files = files.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return files.take(_shard_size(count, context, batch_size) * pipelines).shard(pipelines, context.input_pipeline_id)
-
-
-def _no_auto_shard(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """The pipeline shards its file list itself (before decoding, which is where the time goes):
-    tf.data must not shard the batches again."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options)
 
 
 def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
