@@ -19,11 +19,12 @@ from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
-from lean_kd.distill.teacher_cache import TeacherCache, build_teacher_cache
+from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
+from lean_kd.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
 from lean_kd.metrics import evaluate_scores
 from lean_kd.recipe import ModelSection, Recipe, TrainingSection
-from lean_kd.training import FitResult, fit, get_strategy
+from lean_kd.training import FitResult, fit
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +84,12 @@ def default_loss(index: DatasetIndex, *, distill: bool) -> list[Mapping[str, Any
     return [{"name": "bce" if index.multi_label else "ce"}]
 
 
-def train(recipe: Recipe, run_dir: Path, *, strategy: str = "default", verbose: Any = "auto") -> FitResult:
+def train(recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto") -> FitResult:
     """Fine-tune (or train from scratch) the recipe's teacher with a supervised loss."""
     return _train_supervised(recipe, recipe.teacher, recipe.teacher_training, run_dir, strategy=strategy, verbose=verbose)
 
 
-def train_student(recipe: Recipe, run_dir: Path, *, strategy: str = "default", verbose: Any = "auto") -> FitResult:
+def train_student(recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto") -> FitResult:
     """The recipe's student on labels only (the teacher's loss, the student's training settings).
 
     The baseline distillation has to beat: same model, data and schedule, no teacher.
@@ -97,21 +98,23 @@ def train_student(recipe: Recipe, run_dir: Path, *, strategy: str = "default", v
 
 
 def _train_supervised(
-    recipe: Recipe, section: ModelSection, training: TrainingSection, run_dir: Path, *, strategy: str, verbose: Any
+    recipe: Recipe, section: ModelSection, training: TrainingSection, run_dir: Path, *, strategy: str | None, verbose: Any
 ) -> FitResult:
+    scope, recipe = distributed_recipe(recipe, strategy)
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
     seed_everything(training.seed, deterministic=recipe.pipeline.deterministic)  # before init
     if training.method == "linear_head":
         return _fit_linear_head(recipe, section, training, run_dir, index, pipeline)
-    loss = build_loss(list(recipe.teacher_loss) or default_loss(index, distill=False))
-    if loss.needs_teacher:
-        raise ConfigError("teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself")
-    with get_strategy(strategy).scope():
+    with scope.scope():
+        loss = build_loss(list(recipe.teacher_loss) or default_loss(index, distill=False))
+        if loss.needs_teacher:
+            raise ConfigError("teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself")
         model = model_from_section(section, recipe, index)
         distiller = Distiller(model, loss)
     result = fit(distiller, pipeline, training, run_dir, multi_label=index.multi_label, verbose=verbose)
-    _write_evaluation(result, pipeline)
+    if is_chief(scope):
+        _write_evaluation(result, pipeline)
     return result
 
 
@@ -144,8 +147,11 @@ def _fit_linear_head(
     return result
 
 
-def cache_teacher(recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress: bool = True) -> TeacherCache:
-    """Run the teacher once over train and val and store its outputs."""
+def cache_teacher(
+    recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress: bool = True, part: tuple[int, int] | None = None
+) -> TeacherCache | None:
+    """Run the teacher once over train and val and store its outputs; ``part=(i, n)``: part i
+    of n only (None until the last part is done, see lean_kd.distill.teacher_cache)."""
     index = load_data(recipe)
     teacher = load_model(teacher_path)
     build_teacher_cache(
@@ -157,8 +163,9 @@ def cache_teacher(recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress
         crops_per_clip=recipe.cache.crops_per_clip,
         strict=recipe.pipeline.strict,
         progress=progress,
+        part=part,
     )
-    return TeacherCache(out_dir, index=index)
+    return TeacherCache(out_dir, index=index) if (Path(out_dir) / META_FILE).is_file() else None
 
 
 def distillation_loss(recipe: Recipe, index: DatasetIndex) -> Any:
@@ -178,18 +185,20 @@ def distill(
     *,
     teacher_path: Path | None = None,
     cache_dir: Path | None = None,
-    strategy: str = "default",
+    strategy: str | None = None,
     verbose: Any = "auto",
 ) -> FitResult:
-    """Train the recipe's student from labels and the teacher (online, or from its cache)."""
+    """Train the recipe's student from labels and the teacher (online, or from its cache);
+    ``strategy`` overrides the recipe's ``distribute.strategy``."""
+    scope, recipe = distributed_recipe(recipe, strategy)
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
     seed_everything(recipe.training.seed, deterministic=recipe.pipeline.deterministic)  # before init
-    loss = distillation_loss(recipe, index)
     crops = val_crops = teacher = None
-    if loss.needs_teacher and cache_dir is not None:
-        crops, val_crops = cached_teacher_crops(cache_dir, index)
-    with get_strategy(strategy).scope():
+    with scope.scope():
+        loss = distillation_loss(recipe, index)
+        if loss.needs_teacher and cache_dir is not None:
+            crops, val_crops = cached_teacher_crops(cache_dir, index)
         if loss.needs_teacher and crops is None:
             path = teacher_path or recipe.teacher.checkpoint
             if not path:
@@ -201,7 +210,8 @@ def distill(
         distiller, pipeline, recipe.training, run_dir, multi_label=index.multi_label,
         crops=crops, val_crops=val_crops, verbose=verbose,
     )
-    _write_evaluation(result, pipeline)
+    if is_chief(scope):
+        _write_evaluation(result, pipeline)
     return result
 
 

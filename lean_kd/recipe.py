@@ -15,6 +15,7 @@ errors. Sections::
     export:    extra TFLite modes besides int8, calibration and parity sizes   (lean-kd run)
     bench:     latency benchmark settings                                      (lean-kd run)
     probe:     the linear probe on frozen pretrained YAMNet: the floor     (lean-kd run, probe)
+    distribute: tf.distribute strategy and what pipeline.batch_size means      (lean_kd.distribute)
     baseline_student: also train the student without distillation (the report's no-KD row)
 """
 
@@ -27,6 +28,8 @@ from typing import Any, Mapping
 from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig, from_dict, load_yaml
 from lean_kd.errors import ConfigError
 from lean_kd.export.modes import LSTM_MODES
+
+STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies by recipe name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +195,23 @@ class ProbeSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributeSection:
+    """Training on several devices or hosts (see lean_kd.distribute and README "Scaling out")."""
+
+    strategy: str = "default"  # default | mirrored | multiworker (--strategy overrides it)
+    # What pipeline.batch_size counts: "global" (the sum over all replicas: the learning rate
+    # stays right when replicas are added) or "per_replica" (each replica's batch: the global
+    # batch grows with the replicas and the learning rate should grow with it)
+    batch: str = "global"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"distribute.strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}")
+        if self.batch not in ("global", "per_replica"):
+            raise ConfigError(f"distribute.batch must be 'global' or 'per_replica', got {self.batch!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """Everything one training or distillation run needs."""
 
@@ -211,6 +231,7 @@ class Recipe:
     bench: BenchSection = BenchSection()
     probe: ProbeSection = ProbeSection()
     baseline_student: bool = True  # lean-kd run also trains the student without distillation
+    distribute: DistributeSection = DistributeSection()
 
 
 def load_recipe(path: str | Path, **overrides: Any) -> Recipe:

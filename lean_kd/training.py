@@ -25,6 +25,7 @@ from lean_kd._keras import keras, tf
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
+from lean_kd.distribute import fit_inputs, steps_per_pass, write_dir
 from lean_kd.errors import ConfigError
 from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
 from lean_kd.keras_progress import StepsProgbar
@@ -66,17 +67,6 @@ def make_optimizer(training: TrainingSection, steps_per_epoch: int) -> keras.opt
     if training.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=training.weight_decay)
     return keras.optimizers.Adam(learning_rate=rate)
-
-
-def get_strategy(name: str) -> tf.distribute.Strategy:
-    """'default' (one device), 'mirrored' (all local devices) or 'multiworker' (TF_CONFIG)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ConfigError(f"Unknown strategy {name!r}; expected 'default', 'mirrored' or 'multiworker'")
 
 
 def student_metrics(multi_label: bool) -> list:
@@ -144,11 +134,14 @@ def fit(
     """Compile and ``fit`` ``distiller`` on ``pipeline``'s train/val splits into ``run_dir``.
 
     Rerunning with the same ``run_dir`` after an interruption resumes from the last finished
-    epoch (BackupAndRestore); a finished run is started afresh.
+    epoch (BackupAndRestore); a finished run is started afresh. Under the strategy ``distiller``
+    was built in, the optimizer and metrics are made in its scope, and only the chief worker
+    writes ``run_dir`` (see :mod:`lean_kd.distribute`).
     """
-    run_dir = Path(run_dir)
+    strategy = distiller.distribute_strategy
+    backup, run_dir = Path(run_dir) / "backup", write_dir(Path(run_dir), strategy)
     run_dir.mkdir(parents=True, exist_ok=True)
-    backup, history_path = run_dir / "backup", run_dir / "history.csv"
+    history_path = run_dir / "history.csv"
     if not (backup.is_dir() and any(backup.iterdir())):  # fresh: forget a finished run's logs
         history_path.unlink(missing_ok=True)
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
@@ -158,17 +151,14 @@ def fit(
     seed_everything(training.seed, deterministic=pipeline.config.deterministic)
     set_class_names(distiller.student, pipeline.index.class_names)  # saved with each checkpoint
     distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
-    steps = training.steps_per_epoch or pipeline.steps("train", training=True)  # for schedules
+    steps = training.steps_per_epoch or steps_per_pass(pipeline, strategy, "train", training=True)
     if steps <= 0:
         raise ConfigError(
             f"The training split has fewer examples than one batch ({pipeline.config.batch_size}); "
             "lower pipeline.batch_size"
         )
-    distiller.compile(optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label))
-    train = pipeline.dataset("train", training=True, crops=crops)
-    if training.steps_per_epoch:  # fixed-length epochs over an endless stream
-        train = train.repeat()
-    val = pipeline.dataset("val", training=False, crops=val_crops)
+    with strategy.scope():
+        distiller.compile(optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label))
     best_path = run_dir / "best.keras"
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
@@ -179,14 +169,8 @@ def fit(
         *callbacks,
         StepsProgbar(steps),  # step/total from epoch 1
     ]
-    distiller.fit(
-        train,
-        validation_data=val,
-        epochs=training.epochs,
-        steps_per_epoch=training.steps_per_epoch or None,
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
+    inputs = fit_inputs(pipeline, strategy, crops=crops, val_crops=val_crops, steps_per_epoch=training.steps_per_epoch)
+    distiller.fit(**inputs, epochs=training.epochs, callbacks=all_callbacks, verbose=verbose)
     final_path = run_dir / "final.keras"
     save_model(distiller.student, final_path)
     if not best_path.exists():  # the monitor was never defined: keep the final model

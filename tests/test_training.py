@@ -1,9 +1,6 @@
-"""Keras fit runs: recipes end to end, resume after interruption, tf.distribute."""
+"""Keras fit runs: recipes end to end, resume after interruption (tf.distribute: tests/cli/test_distribute_cli.py)."""
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -96,50 +93,6 @@ def test_recipe_errors_come_before_training(tmp_path, recipe):
     bad_teacher = Recipe(**{**recipe.__dict__, "student": ModelSection(checkpoint=str(tmp_path / "none.keras"))})
     with pytest.raises(ModelError, match="none.keras does not exist"):
         experiment.distill(bad_teacher, tmp_path / "run2", teacher_path=Path(recipe.teacher.checkpoint))
-
-
-DISTRIBUTED = textwrap.dedent(
-    """
-    import os, sys, json
-    sys.path.insert(0, sys.argv[2])
-    from lean_kd._keras import tf, keras
-    tf.config.set_logical_device_configuration(
-        tf.config.list_physical_devices("CPU")[0],
-        [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
-    )
-    from helpers import tiny_model
-    from lean_kd.distill.distiller import Distiller
-    from lean_kd.distill.losses import build_loss
-    from lean_kd.training import get_strategy, student_metrics
-    import numpy as np
-    strategy = get_strategy("mirrored")
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 16000)).astype("float32") * 0.1
-    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 64)]
-    x[y[:, 0] == 1] *= 5.0  # class 0 is loud: learnable
-    data = tf.data.Dataset.from_tensor_slices(({"waveform": x}, y)).batch(16)
-    with strategy.scope():
-        teacher = tiny_model(3, width=8, name="teacher")
-        distiller = Distiller(tiny_model(3, seed=1), build_loss([{"name": "hinton_kd"}, {"name": "pkt"}]), teacher)
-        distiller.compile(optimizer=keras.optimizers.Adam(1e-2), metrics=student_metrics(False))
-    history = distiller.fit(data, epochs=4, verbose=0).history
-    json.dump({"replicas": strategy.num_replicas_in_sync, "loss": history["loss"]}, open(sys.argv[1], "w"))
-    """
-)
-
-
-@pytest.mark.heavy
-def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    script = tmp_path / "distributed.py"
-    script.write_text(DISTRIBUTED)
-    out = tmp_path / "out.json"
-    tests_dir = Path(__file__).parent
-    subprocess.run([sys.executable, str(script), str(out), str(tests_dir)], check=True, timeout=600)
-    result = json.loads(out.read_text())
-    assert result["replicas"] == 2
-    assert result["loss"][-1] < result["loss"][0]
-
-
 def test_same_seed_gives_identical_weights(recipe, tmp_path):
     """pipeline.deterministic (the default): initialisation, crops, shuffling and kernels repeat."""
     import numpy as np

@@ -24,6 +24,8 @@ def configure_console(*, verbose: bool) -> None:
     _replace_handler(root, handler, "lean_kd.console")
     root.setLevel(logging.INFO)
     logging.getLogger("lean_kd").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for chatty in ("tensorflow", "absl"):  # tf.distribute logs every all-reduce at INFO
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def log_to_run_folder(folder: Path) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lean_kd.cli.train import add_strategy
 from lean_kd.export.modes import LSTM_MODES, QUANT_MODES
 
 
@@ -84,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     qat.add_argument("--teacher", type=Path, help="teacher checkpoint (online teacher)")
     qat.add_argument("--cache", type=Path, help="teacher cache folder (instead of --teacher)")
+    add_strategy(qat)
     qat.add_argument("--qat-epochs", type=int, default=3, help="fine-tune epochs (default 3)")
     qat.add_argument(
         "--qat-learning-rate",
@@ -112,15 +114,20 @@ def run_export(args: argparse.Namespace) -> int:
     from lean_kd.export.representative import representative_from_index
     from lean_kd.export.tflite import check_output_path, export_tflite, input_samples
     from lean_kd.models.contract import class_names
+    from lean_kd.distribute import is_chief
 
     check_output_path(args.out)  # before a fine-tune, not after it
+    strategy, recipe = _qat_strategy(args) if args.qat else (None, None)  # before TensorFlow starts
     model = load_keras_model(args.model)
     sample_rate = args.sample_rate or model_sample_rate(model)
     stored_labels = class_names(model)
     index = _calibration_index(args)
     if args.qat:
-        model, recipe_index = _qat_model(args, model)
+        model, recipe_index = _qat_model(args, recipe, strategy, model)
         index = recipe_index if index is None else index
+        if not is_chief(strategy):
+            print(f"Worker done: the chief exports {args.out}")
+            return 0
     labels = _labels(args, stored_labels, index)
     representative = None
     if index is not None:
@@ -187,20 +194,28 @@ def _check_qat_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--qat-epochs must be > 0, got {args.qat_epochs}")
 
 
-def _qat_model(args: argparse.Namespace, student):
+def _qat_strategy(args: argparse.Namespace):
+    """The fine-tune's tf.distribute strategy and the recipe with its global batch."""
+    from lean_kd.distribute import distributed_recipe
+    from lean_kd.recipe import load_recipe
+
+    return distributed_recipe(load_recipe(args.config), args.strategy)
+
+
+def _qat_model(args: argparse.Namespace, recipe, strategy, student):
     """The QAT-fine-tuned student and the recipe's dataset index."""
     from lean_kd.export.qat import qat_from_recipe
-    from lean_kd.recipe import load_recipe
 
     run_dir = args.qat_dir or args.out.with_suffix(".qat")
     model, index = qat_from_recipe(
-        load_recipe(args.config),
+        recipe,
         student,
         run_dir,
         epochs=args.qat_epochs,
         learning_rate=args.qat_learning_rate,
         teacher_path=args.teacher,
         cache_dir=args.cache,
+        strategy=strategy,
     )
     print(f"QAT fine-tune: checkpoints in {run_dir}")
     return model, index

@@ -25,6 +25,13 @@ from lean_kd.audio.windows import split_windows
 from lean_kd.config import AudioConfig, AugmentConfig, LogMelConfig, PipelineConfig
 from lean_kd.data.augment import mixup, spec_augment
 from lean_kd.data.index import DatasetIndex, Example
+from lean_kd.data.sharding import (
+    even_batches,
+    no_auto_shard,
+    shard_files,
+    shard_size,
+    validation_slots,
+)
 from lean_kd.errors import AudioInputError, ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -130,14 +137,13 @@ class AudioPipeline:
         batch_size = self._batch_size(input_context)
         seed = self.config.seed
         scan = scan_wavs([e.path for e in examples], self.audio.sample_rate)
+        shard = input_context if training else None  # every worker validates on the whole split
         if training and self.config.balanced:
-            files = self._balanced_files(examples, scan, seed)
+            files = self._balanced_files(examples, scan, seed, shard)
         else:
             files = self._files(examples, scan)
-            if input_context is not None:  # shard files, not decoded audio
-                files = files.shard(
-                    input_context.num_input_pipelines, input_context.input_pipeline_id
-                )
+            if shard is not None:  # shard files, not decoded audio
+                files = shard_files(files, len(examples), shard, batch_size, seed)
             if training and self.config.shuffle_buffer:
                 files = files.shuffle(
                     self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
@@ -160,13 +166,17 @@ class AudioPipeline:
             ds = self._with_clip_seeds(files, training, seed)
             ds = ds.map(decode_and_crop, num_parallel_calls=AUTOTUNE)
             ds = ds.filter(lambda item: item["decoded"])
-        ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
+        if input_context is not None and not training:  # no replica may get an empty batch
+            local = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+            ds = even_batches(ds, len(examples), validation_slots(len(examples), batch_size, local))
+        else:
+            ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
         if training:
             ds = self._with_batch_seeds(ds, seed + 1).map(
                 self._augment, num_parallel_calls=AUTOTUNE
             )
-        ds = ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE)
-        return self._with_options(ds.prefetch(AUTOTUNE))
+        ds = self._with_options(ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
+        return ds if input_context is None else no_auto_shard(ds)
 
     def windows(self, split: str) -> tf.data.Dataset:
         """Every clip as overlapping windows, batched, with ``clip_index`` for aggregation.
@@ -199,17 +209,33 @@ class AudioPipeline:
             ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
         )
 
-    def distribute(self, strategy: tf.distribute.Strategy, split: str, *, training: bool):
-        """A distributed dataset: each input pipeline reads its own shard of the files."""
-        return strategy.distribute_datasets_from_function(
-            lambda ctx: self.dataset(split, training=training, input_context=ctx)
-        )
+    def distribute(
+        self,
+        strategy: tf.distribute.Strategy,
+        split: str,
+        *,
+        training: bool,
+        crops: CropTable | None = None,
+    ):
+        """``split`` as an endless distributed dataset of per-replica batches (run it for
+        :meth:`steps` steps per pass): when training, each input pipeline (one per worker)
+        reads its own equal shard of the files; otherwise every worker reads the whole split."""
 
-    def steps(self, split: str, *, training: bool) -> int:
-        """Batches per pass over ``split`` (training drops the last partial batch)."""
+        def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return self.dataset(split, training=training, input_context=context, crops=crops).repeat()
+
+        return strategy.distribute_datasets_from_function(make)
+
+    def steps(self, split: str, *, training: bool, replicas: int = 1, workers: int = 1) -> int:
+        """Batches per pass over ``split`` (training drops the last partial batch); with
+        ``replicas`` replicas over ``workers`` hosts, steps of the :meth:`distribute` dataset."""
         n = len(self._examples(split))
-        b = self.config.batch_size
-        return n // b if training else -(-n // b)
+        per_replica, local_replicas = self.config.batch_size // replicas, replicas // workers
+        if training:
+            return (n // workers) // per_replica // local_replicas
+        if replicas == 1:
+            return -(-n // per_replica)
+        return validation_slots(n, per_replica, local_replicas) // local_replicas
 
     # -- stages ---------------------------------------------------------------------------
     def _examples(self, split: str) -> list[Example]:
@@ -237,9 +263,18 @@ class AudioPipeline:
         return tf.data.Dataset.from_tensor_slices(items)
 
     def _balanced_files(
-        self, examples: Sequence[Example], scan: WavScan, seed: int
+        self,
+        examples: Sequence[Example],
+        scan: WavScan,
+        seed: int,
+        shard: tf.distribute.InputContext | None = None,
     ) -> tf.data.Dataset:
-        """Draw a class uniformly, then one of its examples: one pass = len(examples) draws."""
+        """Draw a class uniformly, then one of its examples: one pass = len(examples) draws
+        (each of ``shard``'s input pipelines draws its own 1/N of them)."""
+        draws = len(examples)
+        if shard is not None:
+            seed += 1000 * shard.input_pipeline_id
+            draws = shard_size(draws, shard, self._batch_size(shard))
         per_class = class_members(self.index.label_matrix(examples))
         table = tf.ragged.constant(per_class, dtype=tf.int64)
         paths = tf.constant([e.path for e in examples])
@@ -260,7 +295,7 @@ class AudioPipeline:
             }
 
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        return randoms.map(lambda r: draw(tf.abs(r))).take(len(examples))
+        return randoms.map(lambda r: draw(tf.abs(r))).take(draws)
 
     def _decoder(self, scan: WavScan) -> Callable[[dict], dict]:
         """Per-item decoding (path -> ``waveform``): canonical PCM16 WAVs in the graph, others

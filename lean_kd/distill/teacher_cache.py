@@ -8,6 +8,13 @@ from (dataset fingerprint, class list, teacher, crop length). Training then cuts
 
 Shards are written atomically and the metadata last, so an interrupted build resumes where it
 stopped and a half-written cache is never mistaken for a complete one.
+
+A build can be split among processes or hosts (``lean-kd cache-teacher --shard I/N``): part I
+computes every N-th shard file starting at I and records what it was built from in
+``part-I-of-N.json``. The part that finds all N records present checks that they agree (same
+dataset fingerprint, classes, teacher, crops) and writes ``cache.json``; a build without
+``--shard`` over a folder holding all the parts' files does the same (and computes any shard
+file still missing).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -73,21 +81,24 @@ def build_teacher_cache(
     batch_clips: int = 16,
     strict: bool = False,
     progress: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> Path:
-    """Run ``teacher`` over ``splits`` of ``index`` and store its outputs under ``out_dir``."""
+    """Run ``teacher`` over ``splits`` of ``index`` and store its outputs under ``out_dir``;
+    ``part=(i, n)``: only part ``i`` of ``n`` (see the module docstring)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     examples = [e for split in splits for e in index.split(split)]
     shards = [examples[i : i + shard_size] for i in range(0, len(examples), shard_size)]
+    mine = range(len(shards)) if part is None else range(part[0], len(shards), part[1])
     skipped: list[str] = []
-    bar = tqdm(total=len(examples), desc="cache teacher", unit="clip", disable=not progress)
-    for number, shard in enumerate(shards):
+    bar = tqdm(total=sum(len(shards[n]) for n in mine), desc="cache teacher", unit="clip", disable=not progress)
+    for number in mine:
         path = out_dir / f"shard-{number:05d}.npz"
         if path.is_file():  # written by an earlier, interrupted run
             skipped += list(np.load(path)["skipped"])
-            bar.update(len(shard))
+            bar.update(len(shards[number]))
             continue
-        arrays = _run_shard(teacher, shard, audio, crops_per_clip, batch_clips, strict, bar)
+        arrays = _run_shard(teacher, shards[number], audio, crops_per_clip, batch_clips, strict, bar)
         skipped += list(arrays["skipped"])
         _save_npz(path, arrays)
     bar.close()
@@ -102,10 +113,42 @@ def build_teacher_cache(
         num_shards=len(shards),
         skipped=tuple(skipped),
     )
+    if part is not None:
+        _write_text(out_dir / f"part-{part[0]}-of-{part[1]}.json", json.dumps(to_dict(meta), indent=1))
+        waiting = [i for i in range(part[1]) if not (out_dir / f"part-{i}-of-{part[1]}.json").is_file()]
+        if waiting:
+            logger.info("Teacher cache part %d/%d done; waiting for part(s) %s", *part, waiting)
+            return out_dir
+    meta = _merged(out_dir, meta)
     _write_text(out_dir / META_FILE, json.dumps(to_dict(meta), indent=1))
-    if skipped:
-        logger.warning("Teacher cache: %d unreadable file(s) skipped", len(skipped))
+    if meta.skipped:
+        logger.warning("Teacher cache: %d unreadable file(s) skipped", len(meta.skipped))
     return out_dir
+
+
+def _merged(out_dir: Path, meta: CacheMeta) -> CacheMeta:
+    """``meta`` for the whole cache: every part record must match it (except what it skipped),
+    every shard file must exist; ``skipped`` gathered from all shard files."""
+    for record in sorted(out_dir.glob("part-*-of-*.json")):
+        other = from_dict(CacheMeta, json.loads(record.read_text()), where=str(record))
+        differs = [
+            f.name
+            for f in dataclasses.fields(CacheMeta)
+            if f.name != "skipped" and getattr(other, f.name) != getattr(meta, f.name)
+        ]
+        if differs:
+            raise DataError(
+                f"{record}: this part of the teacher cache was built with other {', '.join(differs)} "
+                f"({', '.join(str(getattr(other, name))[:40] for name in differs)}; expected "
+                f"{', '.join(str(getattr(meta, name))[:40] for name in differs)}); rebuild it"
+            )
+    skipped: list[str] = []
+    for number in range(meta.num_shards):
+        path = out_dir / f"shard-{number:05d}.npz"
+        if not path.is_file():
+            raise DataError(f"{out_dir}: shard file {path.name} is missing; run the part that writes it")
+        skipped += list(np.load(path)["skipped"])
+    return dataclasses.replace(meta, skipped=tuple(skipped))
 
 
 def _run_shard(teacher, shard, audio, crops_per_clip, batch_clips, strict, bar) -> dict[str, np.ndarray]:
@@ -210,6 +253,6 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # parts may finish together
     tmp.write_text(text)
     tmp.replace(path)

@@ -216,6 +216,7 @@ def qat_finetune(
     teacher: keras.Model | None = None,
     crops: CropTable | None = None,
     val_crops: CropTable | None = None,
+    strategy: tf.distribute.Strategy | None = None,
     verbose: int | str = "auto",
 ) -> keras.Model:
     """Fine-tune a fake-quantized copy of ``student`` with ``loss``; the best QAT model.
@@ -224,18 +225,21 @@ def qat_finetune(
     ``val_crops`` (the teacher cache's :meth:`~lean_kd.distill.teacher_cache.TeacherCache.
     crop_table` of the train / val splits). ``training`` sets epochs and learning rate (see
     :func:`qat_training`). Checkpoints go to ``run_dir`` (see the module docstring). Export
-    the result with ``export_tflite(model, quant="int8", representative=...)``.
+    the result with ``export_tflite(model, quant="int8", representative=...)``. The QAT copy
+    is made in ``strategy``'s scope (default: the current one), where ``teacher`` was loaded.
     """
     if loss.needs_teacher and teacher is None and crops is None:
         raise ConfigError(
             "The distillation loss needs a teacher during QAT: pass a teacher model or the "
             "teacher cache's crops"
         )
-    prepared = prepare_qat(student)
-    calibration = pipeline.dataset("train", training=False).take(RANGE_BATCHES)
-    set_activation_ranges(prepared, student, (inputs["waveform"] for inputs, _ in calibration))
+    with (strategy or tf.distribute.get_strategy()).scope():
+        prepared = prepare_qat(student)
+        calibration = pipeline.dataset("train", training=False).take(RANGE_BATCHES)
+        set_activation_ranges(prepared, student, (inputs["waveform"] for inputs, _ in calibration))
+        distiller = Distiller(prepared, loss, teacher)
     result = fit(
-        Distiller(prepared, loss, teacher),
+        distiller,
         pipeline,
         training,
         Path(run_dir),
@@ -258,16 +262,20 @@ def qat_from_recipe(
     learning_rate: float | None = None,
     teacher_path: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    strategy: tf.distribute.Strategy | None = None,
     verbose: int | str = "auto",
 ) -> tuple[keras.Model, DatasetIndex]:
     """:func:`qat_finetune` on the recipe's data with its distillation loss and pipeline.
 
     The teacher is the cache at ``cache_dir`` when given, else the model at ``teacher_path``
     or the recipe's ``teacher.checkpoint``. Returns the QAT model and the dataset index (its
-    class names label the export; its train split can calibrate it).
+    class names label the export; its train split can calibrate it). Under ``strategy`` (see
+    :func:`lean_kd.distribute.distributed_recipe`, which also sets the recipe's global batch)
+    the teacher is loaded and the QAT copy made in its scope.
     """
     from lean_kd import experiment
 
+    scope = strategy or tf.distribute.get_strategy()
     index = experiment.load_data(recipe)
     loss = experiment.distillation_loss(recipe, index)
     teacher_path = teacher_path or recipe.teacher.checkpoint or None
@@ -281,7 +289,8 @@ def qat_from_recipe(
     if loss.needs_teacher and cache_dir:
         crops, val_crops = experiment.cached_teacher_crops(cache_dir, index)
     elif loss.needs_teacher:
-        teacher = experiment.load_model(teacher_path)
+        with scope.scope():
+            teacher = experiment.load_model(teacher_path)
     model = qat_finetune(
         student,
         loss,
@@ -291,6 +300,7 @@ def qat_from_recipe(
         teacher=teacher,
         crops=crops,
         val_crops=val_crops,
+        strategy=scope,
         verbose=verbose,
     )
     return model, index

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lean_kd.config import to_dict
+from lean_kd.distribute import check_run_strategy
 from lean_kd.errors import ConfigError, LeanKDError, ModelError
 from lean_kd.recipe import ModelSection, Recipe
 from lean_kd.run import STAGE_NAMES
@@ -74,6 +75,7 @@ def run_pipeline(
         if name is not None and name not in STAGE_NAMES:
             raise ConfigError(f"Unknown stage {name!r}; expected one of {', '.join(STAGE_NAMES)}")
     check_export_modes(recipe)
+    check_run_strategy(recipe.distribute.strategy)
     weights, why = find_yamnet_weights()
     if weights is None:
         echo(f"Pretrained YAMNet weights not found ({why}): YAMNet branches use RANDOM init; "

@@ -22,7 +22,7 @@ from lean_kd import experiment
 from lean_kd.config import to_dict
 from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
-from lean_kd.recipe import Recipe
+from lean_kd.recipe import DistributeSection, Recipe
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
 from lean_kd.run.results import PROBE_SKIPPED
 
@@ -76,6 +76,20 @@ def _sections(*names: str) -> Callable[[RunContext], dict[str, Any]]:
     def inputs(ctx: RunContext) -> dict[str, Any]:
         values = {name: getattr(ctx.recipe, name) for name in names}
         return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in values.items()}
+
+    return inputs
+
+
+def _training_sections(*names: str) -> Callable[[RunContext], dict[str, Any]]:
+    """A training stage's sections, plus ``distribute`` when it is not the default: the strategy
+    and what the batch size counts change the training (runs without it keep their fingerprints)."""
+    sections = _sections(*names)
+
+    def inputs(ctx: RunContext) -> dict[str, Any]:
+        values = sections(ctx)
+        if ctx.recipe.distribute != DistributeSection():
+            values["distribute"] = to_dict(ctx.recipe.distribute)
+        return values
 
     return inputs
 
@@ -341,19 +355,19 @@ STAGES: tuple[Stage, ...] = (
         "probe", ("prepare",), probe_inputs, run_probe,
         enabled=lambda recipe: recipe.probe.enabled,
     ),
-    Stage("teacher", ("prepare",), _sections("teacher", "teacher_loss", "teacher_training", *DATA), run_teacher),
+    Stage("teacher", ("prepare",), _training_sections("teacher", "teacher_loss", "teacher_training", *DATA), run_teacher),
     Stage(
         "cache", ("prepare", "teacher"), _sections("cache", "audio", "pipeline"), run_cache,
         enabled=lambda recipe: recipe.cache.enabled,
     ),
     Stage(
         "student", ("prepare",),
-        _sections("student", "teacher_loss", "training", *DATA),
+        _training_sections("student", "teacher_loss", "training", *DATA),
         run_student, enabled=lambda recipe: recipe.baseline_student,
     ),
     Stage(
         "distill", ("prepare", "teacher", "cache"),
-        _sections("student", "loss", "training", *DATA), run_distill,
+        _training_sections("student", "loss", "training", *DATA), run_distill,
     ),
     Stage("export", ("prepare", "distill"), _sections("export", "audio"), run_export),
     Stage(

@@ -94,3 +94,18 @@ def test_trained_checkpoint_carries_its_classes_to_export_and_evaluate(recipe, t
     assert report["class_names"] == classes
     assert "best model: val mAP" in (run / "lean_kd.log").read_text()  # INFO goes to the run folder
     assert "INFO" not in capsys.readouterr().err  # and not to the console
+
+
+def test_cache_teacher_in_parts(recipe, tmp_path, capsys):
+    teacher = tmp_path / "teacher.keras"
+    save_model(tiny_model(3, width=8, seed=0, name="teacher"), teacher)
+    cache = tmp_path / "cache"
+    command = ["cache-teacher", "--config", str(recipe), "--teacher", str(teacher), "--out", str(cache)]
+    assert main([*command, "--shard", "1/2"]) == 0
+    assert "part 1/2 written" in capsys.readouterr().out and not (cache / "cache.json").exists()
+    assert main([*command, "--shard", "0/2"]) == 0  # the last part merges
+    assert "Teacher cache:" in capsys.readouterr().out and (cache / "cache.json").is_file()
+    assert main(["distill", "--config", str(recipe), "--cache", str(cache), "--out", str(tmp_path / "student")]) == 0
+    with pytest.raises(SystemExit):
+        main([*command, "--shard", "2/2"])
+    assert "expected I/N with 0 <= I < N (e.g. 0/4), got '2/2'" in capsys.readouterr().err

@@ -203,16 +203,18 @@ def test_windows_carry_clip_indices(tmp_path):
     np.testing.assert_array_equal(np.concatenate(labels)[-1], [0, 1])
 
 
-def test_sharding_splits_files_between_input_pipelines(ramp_index):
+def test_sharding_splits_training_files_between_input_pipelines(ramp_index):
     pl = pipeline(ramp_index, batch_size=2, shuffle_buffer=0)
     seen = []
     for pipeline_id in range(2):
         ctx = tf.distribute.InputContext(
             num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=2
         )
-        waves = collect(pl.dataset("train", training=False, input_context=ctx))[0]
+        waves = collect(pl.dataset("train", training=True, input_context=ctx))[0]
         assert len(waves) == 2  # per-replica batch 1, half of the four training files each
         seen += [round(float(w[np.flatnonzero(w)[0]]), 1) for w in waves]
+        # every worker evaluates the whole split, so all compute the same validation metrics
+        assert len(collect(pl.dataset("train", training=False, input_context=ctx))[0]) == 4
     assert sorted(seen) == [0.1, 0.2, 0.3, 0.4]
 
 

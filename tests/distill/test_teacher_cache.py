@@ -98,3 +98,25 @@ def test_incomplete_cache_is_reported(tmp_path, index):
 def test_examples_outside_the_cached_splits(cache_dir, index):
     with pytest.raises(DataError, match="not in the teacher cache"):
         TeacherCache(cache_dir, index=index).crop_table(index.split("test"))
+
+
+def test_cache_built_in_parts_equals_the_cache_built_at_once(cache_dir, index, teacher, tmp_path):
+    build = dict(audio=AUDIO, teacher_name="tiny", crops_per_clip=3, shard_size=5, progress=False)
+    for i in (1, 0, 2):  # any order: the last part to finish writes cache.json
+        assert not (tmp_path / META_FILE).exists()
+        build_teacher_cache(teacher, index, tmp_path, part=(i, 3), **build)
+    assert sorted(p.name for p in tmp_path.glob("part-*")) == [f"part-{i}-of-3.json" for i in range(3)]
+    whole, parts = TeacherCache(cache_dir, index=index), TeacherCache(tmp_path, index=index)
+    assert whole.meta == parts.meta
+    for split in ("train", "val"):
+        a, b = whole.crop_table(index.split(split)), parts.crop_table(index.split(split))
+        np.testing.assert_array_equal(a.offsets, b.offsets)
+        np.testing.assert_allclose(a.arrays["teacher_logits"], b.arrays["teacher_logits"], atol=1e-5)
+
+
+def test_a_part_built_from_other_settings_is_refused_at_the_merge(index, teacher, tmp_path):
+    build = dict(audio=AUDIO, teacher_name="tiny", shard_size=5, progress=False)
+    build_teacher_cache(teacher, index, tmp_path, part=(0, 2), crops_per_clip=3, **build)
+    with pytest.raises(DataError, match=r"part-0-of-2.json: .*other crops_per_clip \(3; expected 2\)"):
+        build_teacher_cache(teacher, index, tmp_path, part=(1, 2), crops_per_clip=2, **build)
+    assert not (tmp_path / META_FILE).exists()
