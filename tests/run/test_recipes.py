@@ -37,7 +37,7 @@ def esc50(root: Path) -> None:
     rows = []
     for fold in range(1, 6):
         for target in (0, 10, 20, 49):
-            rows.append([f"{fold}-{1000 + target}-A-{target}.wav", fold, target, ESC50_CLASSES[target], False, 1, "A"])
+            rows.append([f"{fold}-{1000 + target}-A-{target}.wav", fold, target, ESC50_CLASSES[target], False, 1000 + target, "A"])
     write_csv(root / "meta" / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file", "take"], rows)
     for row in rows:
         tiny_wav(root / "audio" / row[0])
@@ -80,6 +80,7 @@ def demo(root: Path) -> None:
 CASES = {
     "demo": (demo, {"train": 20, "val": 10, "test": 10}, 10),
     "esc50": (esc50, {"train": 12, "val": 4, "test": 4}, 50),
+    "esc50_dev": (esc50, None, 50),  # test: fold 1; val: a seeded 15 % of the recordings
     "urbansound8k": (urbansound8k, None, 10),  # val: a seeded 10 % of folds 1-9
     "fsd50k": (fsd50k, {"train": 3, "val": 1, "test": 2}, 3),
     "fsdd": (fsdd, None, 10),  # test: index 0-4; val: a seeded 10 % of the rest
