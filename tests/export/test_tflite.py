@@ -132,8 +132,10 @@ def test_float_frontend_keeps_int8_scores_close_on_quiet_input(quiet_windows):
 
 
 def test_fused_lstm_state_carries_between_invokes_unless_reset(windows):
-    model_bytes = h.converted("lstm", "float32")
-    expected = keras_scores(h.trained_model("lstm"), windows[:6])
+    # Untrained: a trained model's saturated softmax can hide the state (1e-7 for one seed)
+    model = h.build_model("lstm")
+    model_bytes = tflite.convert(model, quant="float32")
+    expected = keras_scores(model, windows[:6])
     carried = tflite_scores(model_bytes, windows[:6], reset_state=False)
     np.testing.assert_allclose(carried[0], expected[0], atol=1e-5)  # first window: zero state
     assert np.abs(carried[1:] - expected[1:]).max() > 1e-5

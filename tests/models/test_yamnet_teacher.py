@@ -142,5 +142,7 @@ def test_missing_weights_fail_or_warn_once(monkeypatch, caplog, tmp_path):
 
 
 def test_trains_and_reloads(teacher, synth, tmp_path):
-    assert_learns(teacher, synth)
+    # a fine-tuning rate, as the recipes use: 1e-3 on all pretrained layers raised the loss
+    # for one seed (1.076 -> 1.101); at 1e-4, seed offsets 0-3: 1.06-1.18 -> 0.09-0.35
+    assert_learns(teacher, synth, steps=8, learning_rate=1e-4)
     assert_reloads(teacher, tmp_path / "yamnet_teacher")

@@ -47,6 +47,9 @@ def train_batches(index, model: keras.Model, *, batch_size: int = 9) -> tf.data.
     return pipeline.dataset("train", training=True).map(lambda x, y: (x["waveform"], {"logits": y}))
 
 
+DROPOUT_PASSES = 4
+
+
 def assert_learns(
     model: keras.Model, index, *, steps: int = 6, learning_rate: float = 1e-3
 ) -> tuple[float, float]:
@@ -61,7 +64,9 @@ def assert_learns(
     loss = keras.losses.CategoricalCrossentropy(from_logits=True)
 
     def fixed_batch_loss() -> float:  # training mode: batch norm uses the batch, as in fit
-        return float(loss(targets["logits"], model(waveform, training=True)["logits"]))
+        # the mean over a few passes: dropout draws other units on every pass
+        passes = [model(waveform, training=True)["logits"] for _ in range(DROPOUT_PASSES)]
+        return float(np.mean([loss(targets["logits"], logits) for logits in passes]))
 
     before = fixed_batch_loss()
     # Eager: tracing and optimising the train graph of a ~150-layer model takes 30-70 s on
