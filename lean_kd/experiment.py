@@ -23,7 +23,7 @@ from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher
 from lean_kd.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
 from lean_kd.metrics import evaluate_scores
-from lean_kd.recipe import ModelSection, Recipe, TrainingSection
+from lean_kd.recipe import CacheSection, ModelSection, Recipe, TrainingSection
 from lean_kd.training import FitResult, fit
 
 logger = logging.getLogger(__name__)
@@ -173,10 +173,21 @@ def distillation_loss(recipe: Recipe, index: DatasetIndex) -> Any:
     return build_loss(list(recipe.loss) or default_loss(index, distill=True))
 
 
-def cached_teacher_crops(cache_dir: str | Path, index: DatasetIndex) -> tuple[CropTable, CropTable]:
-    """Train and val crop tables of the teacher cache at ``cache_dir``, checked against ``index``."""
+def cached_teacher_crops(
+    cache_dir: str | Path, index: DatasetIndex, settings: CacheSection
+) -> tuple[CropTable, CropTable]:
+    """Train and val crop tables of the teacher cache at ``cache_dir``, checked against ``index``
+    and the recipe's cache ``settings`` (before any training starts)."""
     cache = TeacherCache(Path(cache_dir), index=index)
-    return cache.crop_table(index.split("train")), cache.crop_table(index.split("val"))
+    if cache.meta.crops_per_clip != settings.crops_per_clip:
+        raise DataError(
+            f"{cache_dir}: the teacher cache holds {cache.meta.crops_per_clip} crops per clip, the "
+            f"recipe asks for cache.crops_per_clip {settings.crops_per_clip}; rebuild the cache "
+            "(lean-kd cache-teacher) or change the recipe"
+        )
+    return tuple(  # type: ignore[return-value]
+        cache.crop_table(index.split(split), targets=settings.targets) for split in ("train", "val")
+    )
 
 
 def distill(
@@ -198,7 +209,7 @@ def distill(
     with scope.scope():
         loss = distillation_loss(recipe, index)
         if loss.needs_teacher and cache_dir is not None:
-            crops, val_crops = cached_teacher_crops(cache_dir, index)
+            crops, val_crops = cached_teacher_crops(cache_dir, index, recipe.cache)
         if loss.needs_teacher and crops is None:
             path = teacher_path or recipe.teacher.checkpoint
             if not path:

@@ -103,16 +103,25 @@ class TrainingSection:
             raise ConfigError(f"training.linear_head_c must be > 0, got {self.linear_head_c}")
 
 
+CACHE_TARGETS = ("crop", "clip")
+
+
 @dataclasses.dataclass(frozen=True)
 class CacheSection:
     """Teacher-output cache: used for distillation when ``enabled``."""
 
     enabled: bool = False
     crops_per_clip: int = 4
+    # crop: each crop's own teacher logits; clip: the mean of the teacher's logits over all the
+    # clip's crops for every crop (the teacher's verdict on the whole clip, also where the sound
+    # is absent from the 1 s the student hears). One cache serves both.
+    targets: str = "crop"
 
     def __post_init__(self) -> None:
         if self.crops_per_clip <= 0:
             raise ConfigError(f"cache.crops_per_clip must be > 0, got {self.crops_per_clip}")
+        if self.targets not in CACHE_TARGETS:
+            raise ConfigError(f"cache.targets must be one of {list(CACHE_TARGETS)}, got {self.targets!r}")
 
 
 @dataclasses.dataclass(frozen=True)

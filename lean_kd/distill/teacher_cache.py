@@ -228,8 +228,9 @@ class TeacherCache:
                     rows[str(key)] = (shard["offsets"][i], shard["logits"][i], shard["embeddings"][i])
         return rows
 
-    def crop_table(self, examples: Sequence[Example]) -> CropTable:
-        """Offsets and teacher outputs of ``examples`` in their order, for the pipeline."""
+    def crop_table(self, examples: Sequence[Example], *, targets: str = "crop") -> CropTable:
+        """Offsets and teacher outputs of ``examples`` in their order, for the pipeline;
+        ``targets="clip"``: every crop gets the mean of its clip's teacher logits."""
         skipped = set(self.meta.skipped)  # unreadable files: the pipeline drops them too
         missing = [example_key(e) for e in examples if example_key(e) not in self._rows and e.path not in skipped]
         if missing:
@@ -239,9 +240,11 @@ class TeacherCache:
             )
         blank = tuple(np.zeros_like(a) for a in next(iter(self._rows.values())))
         offsets, logits, embeddings = zip(*(self._rows.get(example_key(e), blank) for e in examples))
+        logits = np.stack(logits)  # [N, K, C]
+        if targets == "clip":
+            logits = np.broadcast_to(logits.mean(axis=1, keepdims=True), logits.shape).copy()
         return CropTable(
-            np.stack(offsets),
-            {"teacher_logits": np.stack(logits), "teacher_embeddings": np.stack(embeddings)},
+            np.stack(offsets), {"teacher_logits": logits, "teacher_embeddings": np.stack(embeddings)}
         )
 
 

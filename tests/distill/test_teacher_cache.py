@@ -120,3 +120,23 @@ def test_a_part_built_from_other_settings_is_refused_at_the_merge(index, teacher
     with pytest.raises(DataError, match=r"part-0-of-2.json: .*other crops_per_clip \(3; expected 2\)"):
         build_teacher_cache(teacher, index, tmp_path, part=(1, 2), crops_per_clip=2, **build)
     assert not (tmp_path / META_FILE).exists()
+
+
+def test_clip_targets_give_every_crop_its_clips_mean_logits(cache_dir, index):
+    cache = TeacherCache(cache_dir, index=index)
+    crops = cache.crop_table(index.split("train"))
+    clips = cache.crop_table(index.split("train"), targets="clip")
+    expected = crops.arrays["teacher_logits"].mean(axis=1, keepdims=True)  # [N, 1, C]
+    np.testing.assert_allclose(clips.arrays["teacher_logits"], np.broadcast_to(expected, crops.arrays["teacher_logits"].shape))
+    np.testing.assert_array_equal(clips.offsets, crops.offsets)
+    np.testing.assert_array_equal(clips.arrays["teacher_embeddings"], crops.arrays["teacher_embeddings"])
+
+
+def test_cache_built_with_other_crops_is_refused_before_training(cache_dir, index):
+    from lean_kd.experiment import cached_teacher_crops
+    from lean_kd.recipe import CacheSection
+
+    with pytest.raises(DataError, match="holds 3 crops per clip, the recipe asks for cache.crops_per_clip 9"):
+        cached_teacher_crops(cache_dir, index, CacheSection(crops_per_clip=9))
+    train, val = cached_teacher_crops(cache_dir, index, CacheSection(crops_per_clip=3, targets="clip"))
+    assert train.offsets.shape[1] == 3 and len(val.offsets) == len(index.split("val"))
