@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -90,12 +91,19 @@ def write_report(
     """Validate, then write the JSON and/or Markdown files (parent folders created)."""
     validate_report(report)
     if json_path is not None:
-        _write(Path(json_path), json.dumps(report, indent=2) + "\n")
+        write_text(Path(json_path), json.dumps(report, indent=2) + "\n")
     if markdown_path is not None:
-        _write(Path(markdown_path), to_markdown(report))
+        write_text(Path(markdown_path), to_markdown(report))
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` (parents created), then rename it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     logger.info("Wrote %s", path)
