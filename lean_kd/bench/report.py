@@ -60,7 +60,8 @@ def to_markdown(report: Mapping) -> str:
     lines = [
         (
             f"Benchmark by `{report['tool']}` on {host['machine']} ({host['system']}, "
-            f"{host['cpu_count']} CPUs, {host['runtime']}), {report['created_utc']}; "
+            f"{host['cpu_count']} CPUs, int8 features: {_features(host)}, {host['runtime']}), "
+            f"{report['created_utc']}; "
             f"{report['settings']['runs']} timed invokes per model and thread count."
         ),
         "",
@@ -71,6 +72,12 @@ def to_markdown(report: Mapping) -> str:
     if host["emulated"]:
         lines.append("**Emulated run (qemu): latency is not a device figure.**")
     return "\n".join(lines) + "\n"
+
+
+def _features(host: Mapping) -> str:
+    """The CPU's int8 features, "none" for an empty list, "unknown" when not read."""
+    features = host.get("cpu_int8_features")
+    return "unknown" if features is None else (" ".join(features) or "none")
 
 
 def _ratio_rows(r: Mapping | None) -> list[list[object]]:
