@@ -13,7 +13,10 @@ does expose:
   so that what XNNPACK fuses within a partition is counted as it runs.
 
 The pieces add up to more than the whole (each invoke has its own fixed cost, about a
-microsecond); compare shares, not sums. Threads are the interpreter's ``num_threads``.
+microsecond); compare shares, not sums. Threads are the interpreter's ``num_threads``. At one
+thread the times are the calling thread's CPU time (the invoke runs on it): on a machine
+shared with other jobs, wall time would also count the time they hold the core, and more so
+for long invokes than for short ones. At several threads they are wall times.
 """
 
 from __future__ import annotations
@@ -91,7 +94,9 @@ def profile_model(
         timer.time(tuple(i for p in run for i in p.ops), _types(run), run[0].kernel, graph_ops)
         for run in _runs(ops)
     )
-    whole = _median_ms(_interpreter(data, threads, values, list(values.inputs)), runs, warmup_runs)
+    whole = _median_ms(
+        _interpreter(data, threads, values, list(values.inputs)), runs, warmup_runs, threads
+    )
     return Profile(
         path=str(path),
         threads=threads,
@@ -203,17 +208,19 @@ class _PieceTimer:
     ) -> PieceTiming:
         data, inputs = submodel.extract(self.model, ops)
         interpreter = _interpreter(data, self.threads, self.values, inputs)
-        ms = _median_ms(interpreter, self.runs, self.warmup_runs)
+        ms = _median_ms(interpreter, self.runs, self.warmup_runs, self.threads)
         macs = count_macs([graph_ops[i] for i in ops if i < len(graph_ops)]).total
         return PieceTiming(ops=tuple(ops), name=name, kernel=kernel, ms=ms, macs=macs)
 
 
-def _median_ms(interpreter: Interpreter, runs: int, warmup_runs: int) -> float:
+def _median_ms(interpreter: Interpreter, runs: int, warmup_runs: int, threads: int) -> float:
+    """Median invoke time: CPU time of this thread at one thread, else wall time."""
+    clock = time.thread_time_ns if threads == 1 else time.perf_counter_ns
     for _ in range(warmup_runs):
         interpreter.invoke()
     times = []
     for _ in range(runs):
-        start = time.perf_counter_ns()
+        start = clock()
         interpreter.invoke()
-        times.append(time.perf_counter_ns() - start)
+        times.append(clock() - start)
     return statistics.median(times) / 1e6

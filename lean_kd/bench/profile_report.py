@@ -17,7 +17,8 @@ def profile_markdown(profile: Profile) -> str:
     lines = [
         f"### {Path(profile.path).name}, {profile.threads} thread(s)",
         "",
-        f"Whole model {profile.whole_ms:.3f} ms (median); ops timed one by one add up to "
+        f"Whole model {profile.whole_ms:.3f} ms (median, "
+        f"{'CPU time' if profile.threads == 1 else 'wall time'}); ops timed one by one add up to "
         f"{pieces:.3f} ms, of which {_share(builtin, pieces)} on builtin kernels; "
         f"{profile.delegate_partitions} XNNPACK partition(s) when the interpreter is built as "
         "usual.",
