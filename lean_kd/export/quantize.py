@@ -61,8 +61,9 @@ from lean_kd.models.yamnet_layers import WaveformPadding
 logger = logging.getLogger(__name__)
 
 LSTM_FLOAT_OPS = ("CONCATENATION",)  # kept float under int8 in models with LSTMs (see module)
-# Kept float with unrolled LSTMs: the debugger quantizes SPLIT even when its nodes are denylisted.
-UNROLLED_FLOAT_OPS = ("SPLIT",)
+# Kept float with unrolled LSTMs: the debugger quantizes these multi-output / many-input ops
+# even when their nodes are denylisted.
+UNROLLED_FLOAT_OPS = ("SPLIT", "UNPACK", "PACK")
 # Ops whose int8 kernels copy bytes without rescaling: the output is in the input's scale.
 BYTE_COPY_OPS = frozenset(
     {"RESHAPE", "REVERSE_V2", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "GATHER", "SLICE"}

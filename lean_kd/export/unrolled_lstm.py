@@ -18,8 +18,8 @@ multiplications, half the ops: with ~12 small ops a step, op count is what the t
 the backward direction's projected inputs reversed in time once before the loop and its
 outputs once after it.
 
-Every op is an XNNPACK op (FULLY_CONNECTED, ADD, SPLIT, RESHAPE, LOGISTIC, TANH, MUL,
-CONCATENATION);
+The steps are ops XNNPACK runs (FULLY_CONNECTED, ADD, SPLIT, LOGISTIC, TANH, MUL; the
+steps are cut apart by one UNPACK and put together by one PACK);
 the graph stays one subgraph without WHILE (MediaPipe), and the state starts from zero at
 every invocation (no variable tensors: every runtime scores a window alike, with or without
 ``reset_all_variables``). The Keras model and its weights are unchanged; only the exported
@@ -74,21 +74,19 @@ class UnrolledLSTM(keras.layers.Layer):
         projected = tf.tensordot(x, kernel, axes=1) + bias  # [B, T, 4dU]: all steps at once
         if self.bidirectional:
             projected = self._backward_reversed(projected, _gate_mask(self.units, gates=4))
-        steps, width = x.shape[1], kernel.shape[-1]
-        inputs = tf.split(projected, steps, axis=1)  # T x [B, 1, 4dU]
+        inputs = tf.unstack(projected, axis=1)  # T x [B, 4dU]: one UNPACK op
         h = c = None
         states = []
-        for t in range(steps):
-            z = tf.reshape(inputs[t], [-1, width])  # [B, 4dU]
+        for z in inputs:
             z = z if h is None else z + tf.matmul(h, recurrent)
             i, f, g, o = tf.split(z, 4, axis=-1)  # [B, dU] each: forward then backward units
             candidate = tf.sigmoid(i) * tf.tanh(g)
             c = candidate if c is None else tf.sigmoid(f) * c + candidate
             h = tf.sigmoid(o) * tf.tanh(c)
-            states.append(tf.reshape(h, [-1, 1, width // 4]))
+            states.append(h)
         if not self.return_sequences:
             return h  # both directions' final states: Keras' output without sequences
-        outputs = tf.concat(states, axis=1)  # [B, T, dU]
+        outputs = tf.stack(states, axis=1)  # [B, T, dU]: one PACK op
         if self.bidirectional:
             outputs = self._backward_reversed(outputs, _gate_mask(self.units, gates=1))
         return outputs
