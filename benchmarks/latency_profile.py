@@ -11,8 +11,8 @@ calibrated on synthetic tones and noise, then for every file:
   (p50 and the same-run ratio at each thread count, memory, size);
 - ``lean-kd bench --profile`` at one thread (kernel and time per op type and partition).
 
-Writes ``benchmarks/results/latency_profile.md`` with the CPU's int8 features and the load
-average before and after, so that a run on another CPU (with or without AVX-512 VNNI or
+Writes ``benchmarks/results/latency_profile.md`` (below its hand-written findings, which a rerun
+keeps) with the CPU's int8 features and the load average before and after, so that a run on another CPU (with or without AVX-512 VNNI or
 ARM dot products) prints the figures the latency issue asks for.
 """
 
@@ -132,8 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         print(*("| " + " | ".join(map(str, r)) + " |" for r in new_rows), sep="\n", flush=True)
     profiles.append(profile_markdown(profile_model(baseline, threads=1, runs=200)))
     text = summary(rows, profiles, host, load_before, os.getloadavg(), args)
-    write_text(args.markdown, text)
+    write_text(args.markdown, kept_findings(args.markdown) + text)
     return 0
+
+
+MARKER = "<!-- Everything below is written by benchmarks/latency_profile.py -->\n"
+
+
+def kept_findings(path: Path) -> str:
+    """The hand-written text above :data:`MARKER` in an existing report (kept on a rerun)."""
+    text = path.read_text() if path.exists() else ""
+    return text[: text.index(MARKER) + len(MARKER)] if MARKER in text else MARKER
 
 
 def summary(rows, profiles, host, before, after, args) -> str:
@@ -141,7 +150,7 @@ def summary(rows, profiles, host, before, after, args) -> str:
     header = ("export", "threads", "p50 ms", "YAMNet p50 ms", "ratio (same run)", "size MiB",
               "memory MiB", "YAMNet memory MiB")
     return "\n".join([
-        "# Latency profile: LEAN and lean_tiny int8 vs the official YAMNet",
+        "## Measurements",
         "",
         f"Made by `python benchmarks/latency_profile.py --runs {args.runs} --threads "
         f"{args.threads}` on {host['machine']} ({host['cpu_count']} CPUs, int8 features: "
