@@ -12,8 +12,9 @@ calibrated on synthetic tones and noise, then for every file:
 - ``lean-kd bench --profile`` at one thread (kernel and time per op type and partition).
 
 Writes ``benchmarks/results/latency_profile.md`` (below its hand-written findings, which a rerun
-keeps) with the CPU's int8 features and the load average before and after, so that a run on another CPU (with or without AVX-512 VNNI or
-ARM dot products) prints the figures the latency issue asks for.
+keeps) with the CPU's int8 features and the load average before and after, so that a run on
+another CPU (with or without AVX-512 VNNI or ARM dot products) prints the figures the latency
+issue asks for.
 """
 
 from __future__ import annotations

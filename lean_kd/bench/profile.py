@@ -1,4 +1,4 @@
-"""Where a .tflite model's time goes: which ops XNNPACK runs, which the builtin kernels, and how long.
+"""Where a .tflite model's time goes: which ops XNNPACK runs, which builtin kernels, how long.
 
 ai-edge-litert's Python Interpreter exposes no profiler, so the profile is built from what it
 does expose:

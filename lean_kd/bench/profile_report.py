@@ -1,4 +1,4 @@
-"""Markdown tables of a :class:`lean_kd.bench.profile.Profile`: per op type, per partition, slowest ops."""
+"""Markdown tables of a :class:`lean_kd.bench.profile.Profile`: op types, partitions, slowest ops."""
 
 from __future__ import annotations
 

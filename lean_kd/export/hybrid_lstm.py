@@ -84,7 +84,8 @@ def _ops_where(
     codes = [
         OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
     ]
-    return unpacked, [op for op in graph.operators if keep(codes[op.opcodeIndex], op, graph.tensors)]
+    kept = [op for op in graph.operators if keep(codes[op.opcodeIndex], op, graph.tensors)]
+    return unpacked, kept
 
 
 def _pack(unpacked: schema.ModelT, size_hint: int) -> bytes:

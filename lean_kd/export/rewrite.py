@@ -41,7 +41,8 @@ def export_copy(model: keras.Model, *, unroll_lstms: bool, dft_matmul: bool) -> 
 
 def _quantization_scope(model: keras.Model) -> Any:
     """tfmot's custom-object scope for a QAT model (its wrappers rebuild from config in it)."""
-    if not any(type(m).__module__.startswith("tensorflow_model_optimization") for m in model.submodules):
+    modules = (type(m).__module__ for m in model.submodules)
+    if not any(name.startswith("tensorflow_model_optimization") for name in modules):
         return contextlib.nullcontext()
     import tensorflow_model_optimization as tfmot
 

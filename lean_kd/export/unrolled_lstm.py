@@ -43,20 +43,29 @@ class UnrolledLSTM(keras.layers.Layer):
     """An LSTM (or a concat-merged bidirectional pair) computed step by step; export only."""
 
     def __init__(
-        self, units: int, *, bidirectional: bool, return_sequences: bool = True, **kwargs: Any
+        self,
+        units: int,
+        *,
+        features: int,
+        bidirectional: bool,
+        return_sequences: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.units, self.bidirectional = units, bidirectional
+        self.units, self.features, self.bidirectional = units, features, bidirectional
         self.return_sequences = return_sequences
 
     def build(self, input_shape: tf.TensorShape) -> None:
-        features, gates = int(input_shape[-1]), 4 * self.units
+        # the input size comes from the replaced layer: build may be handed a symbolic shape
+        features, gates = self.features, 4 * self.units
         self.cells = []
         for direction in ("forward", "backward")[: 1 + self.bidirectional]:
             self.cells.append(
                 (
                     self.add_weight(name=f"{direction}/kernel", shape=(features, gates)),
-                    self.add_weight(name=f"{direction}/recurrent_kernel", shape=(self.units, gates)),
+                    self.add_weight(
+                        name=f"{direction}/recurrent_kernel", shape=(self.units, gates)
+                    ),
                     self.add_weight(name=f"{direction}/bias", shape=(gates,)),
                 )
             )
@@ -99,12 +108,9 @@ class UnrolledLSTM(keras.layers.Layer):
         blocks = [(k, j) for k in range(4) for j in range(directions)]
         kernel = tf.concat([self.cells[j][0][:, k * u : (k + 1) * u] for k, j in blocks], 1)
         bias = tf.concat([self.cells[j][2][k * u : (k + 1) * u] for k, j in blocks], 0)
-        recurrent = tf.concat(
-            [
-                tf.pad(self.cells[j][1][:, k * u : (k + 1) * u], [[j * u, (directions - 1 - j) * u], [0, 0]])
-                for k, j in blocks
-            ],
-            1,
+        rows = [[[j * u, (directions - 1 - j) * u], [0, 0]] for j in range(directions)]
+        recurrent = tf.concat(  # direction j's block sits in the rows of its own state
+            [tf.pad(self.cells[j][1][:, k * u : (k + 1) * u], rows[j]) for k, j in blocks], 1
         )
         return kernel, recurrent, bias
 
@@ -117,6 +123,7 @@ class UnrolledLSTM(keras.layers.Layer):
         return {
             **super().get_config(),
             "units": self.units,
+            "features": self.features,
             "bidirectional": self.bidirectional,
             "return_sequences": self.return_sequences,
         }
@@ -172,6 +179,7 @@ def unrolled_layer(layer: keras.layers.Layer) -> UnrolledLSTM | None:
     _check_unrollable(layer, lstm)
     return UnrolledLSTM(
         lstm.units,
+        features=int(layer.input_shape[-1]),
         bidirectional=bidirectional,
         return_sequences=lstm.return_sequences,
         name=layer.name,

@@ -97,7 +97,8 @@ def test_hybridized_fully_connected_has_one_scale_per_row():
         pytest.skip("no float FULLY_CONNECTED in the float-LSTM model")
     op = candidates[0]
     weight = graph.tensors[op.inputs[1]]
-    rows = np.frombuffer(bytes(unpacked.buffers[weight.buffer].data), "<f4").reshape(weight.shape[0], -1)
+    data = bytes(unpacked.buffers[weight.buffer].data)
+    rows = np.frombuffer(data, "<f4").reshape(weight.shape[0], -1)
     out_name = graph.tensors[op.outputs[0]].name.decode()
     hybrid, count = hybridize_fully_connected(float_model, {out_name})
     assert count == 1
