@@ -88,13 +88,14 @@ def test_int8_lean_scores_match_keras_on_normal_input(lstm):
     assert abs(keras_map - tflite_map) <= 0.01  # measured 0
 
 
-@pytest.mark.parametrize("lstm, limit", [("int8", 0.3), ("hybrid", 0.15)])
+@pytest.mark.parametrize("lstm, limit", [("int8", 0.3), ("hybrid", 0.15), ("unrolled", 0.15)])
 def test_int8_lean_agrees_with_keras_on_quiet_input(lstm, limit):
     windows, _ = h.tone_windows(30, seed=8, peak_db=(-45.0, -35.0))
     expected = keras_scores(tiny_lean(), windows)
     actual = tflite_scores(tiny_lean_int8(lstm), windows)
     assert np.mean(expected.argmax(1) == actual.argmax(1)) >= 0.9  # measured 1.0 (both)
-    assert np.abs(expected - actual).max() <= limit  # measured int8 0.14, hybrid 0.076
+    assert np.abs(expected - actual).max() <= limit  # measured int8 0.14, hybrid 0.03-0.08,
+    # unrolled 0.007 (its recurrence keeps float activations; products dynamically quantized)
 
 
 def test_int8_lean_keeps_lstms_int8_and_concatenations_float():
