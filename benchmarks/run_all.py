@@ -9,9 +9,9 @@ training split, as ``lean-kd export``, whose ``--lstm auto`` keeps LEAN's LSTMs 
 unrolls lean_tiny's; both also with integer LSTMs, whose kernel is much slower), scores it on
 the FSDD test split with ``lean_kd.evaluation`` and times it with ``lean_kd.bench`` at 1
 thread, interleaved with the official YAMNet TFLite in the same run, so load drift hits both
-alike and each ratio is a same-run ratio. Every step's output (``benchmarks/runs/run_all/``) is reused on the next call,
-so an interrupted report resumes; ``--rebench`` times everything again. A run that is not
-finished yet (no ``metrics.json``) is left out with a line saying so.
+alike and each ratio is a same-run ratio. Every step's output (``benchmarks/runs/run_all/``) is
+reused on the next call, so an interrupted report resumes; ``--rebench`` times everything
+again. A run that is not finished yet (no ``metrics.json``) is left out with a line saying so.
 Writes benchmarks/results/summary.md, latency_cdf.png, size_latency.png and map_vs_size.png
 (tables, goals and plots: ``run_all_report.py``).
 """
