@@ -45,13 +45,13 @@ RESULTS = HERE / "results"
 RECIPE = HERE.parent / "models" / "recipes" / "esc50_dev.yaml"
 SHARED = HERE.parent.parent / "shared"
 FOLDS = (1, 2, 3, 4)
-METHODS: dict[str, list[dict[str, Any]]] = {
-    "LEAN, no KD": [{"name": "ce"}],
-    "LEAN, KD": [{"name": "hinton_kd", "temperature": 2.0, "lambda": 1.0}],
-    "LEAN, KD + PKT": [
-        {"name": "hinton_kd", "temperature": 2.0, "lambda": 1.0},
-        {"name": "pkt", "weight": 1.0},
-    ],
+KD = {"name": "hinton_kd", "temperature": 2.0, "lambda": 1.0}
+# student rows: (distillation loss, cache.targets); "clip": the teacher's verdict on the whole clip
+METHODS: dict[str, tuple[list[dict[str, Any]], str]] = {
+    "LEAN, no KD": ([{"name": "ce"}], "crop"),
+    "LEAN, KD": ([KD], "crop"),
+    "LEAN, KD on clip targets": ([KD], "clip"),
+    "LEAN, KD + PKT": ([KD, {"name": "pkt", "weight": 1.0}], "crop"),
 }
 logger = logging.getLogger("esc50_dev")
 
@@ -94,9 +94,12 @@ def fold_runs(base: Recipe, out: Path, fold: int, seeds: list[int], students: bo
     if not (cache / META_FILE).exists():
         experiment.cache_teacher(recipe, folder / "teacher" / "best.keras", cache, progress=False)
     for seed in seeds:
-        for method, loss in METHODS.items():
-            student = dataclasses.replace(fold_recipe(base, fold, seed), loss=tuple(loss))
-            run_dir = folder / f"{method.replace(', ', '_').replace(' ', '').lower()}_s{seed}"
+        for method, (loss, targets) in METHODS.items():
+            student = dataclasses.replace(
+                fold_recipe(base, fold, seed), loss=tuple(loss),
+                cache=dataclasses.replace(base.cache, targets=targets),
+            )  # fmt: skip
+            run_dir = folder / f"{method.lower().replace(', ', '_').replace(' ', '')}_s{seed}"
             metrics = finished(run_dir, lambda: experiment.distill(
                 student, run_dir, cache_dir=cache, verbose=2
             ))  # fmt: skip

@@ -5,13 +5,13 @@
 Takes the Keras runs of ``benchmarks/fsdd_kd.py`` (``teacher/``, ``lean_kd_s0/``,
 ``cnn_kd_s0/``; ``lean_tiny_kd_s0/`` is distilled here from the teacher cache with the FSDD
 recipe when missing), exports each to TFLite with ``lean_kd.export`` (int8 calibrated on the
-training split, as ``lean-kd export``: hybrid LSTMs by default; LEAN and lean_tiny also with
-integer LSTMs, whose kernel is much slower), scores it on the FSDD test split with
-``lean_kd.evaluation`` and times it with ``lean_kd.bench`` at 1 thread, interleaved with the
-official YAMNet TFLite in the same run, so load drift hits both alike and each ratio is a
-same-run ratio. Every step's output (``benchmarks/runs/run_all/``) is reused on the next call,
-so an interrupted report resumes; ``--rebench`` times everything again. A run that is not
-finished yet (no ``metrics.json``) is left out with a line saying so.
+training split, as ``lean-kd export``, whose ``--lstm auto`` keeps LEAN's LSTMs hybrid and
+unrolls lean_tiny's; both also with integer LSTMs, whose kernel is much slower), scores it on
+the FSDD test split with ``lean_kd.evaluation`` and times it with ``lean_kd.bench`` at 1
+thread, interleaved with the official YAMNet TFLite in the same run, so load drift hits both
+alike and each ratio is a same-run ratio. Every step's output (``benchmarks/runs/run_all/``) is
+reused on the next call, so an interrupted report resumes; ``--rebench`` times everything
+again. A run that is not finished yet (no ``metrics.json``) is left out with a line saying so.
 Writes benchmarks/results/summary.md, latency_cdf.png, size_latency.png and map_vs_size.png
 (tables, goals and plots: ``run_all_report.py``).
 """

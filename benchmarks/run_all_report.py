@@ -39,7 +39,8 @@ class Candidate:
     @property
     def format(self) -> str:
         """The table's "format / quant" cell."""
-        lstms = {"hybrid": "hybrid", "int8": "integer", "float": "float"}[self.lstm]
+        lstms = {"hybrid": "hybrid", "unrolled": "unrolled", "int8": "integer", "float": "float"}
+        lstms = lstms[self.lstm]
         return f"TFLite {self.quant}" + (f" ({lstms} LSTMs)" if self.has_lstm else "")
 
     @property
@@ -57,7 +58,9 @@ CANDIDATES = (
     Candidate(
         "lean_int8_integer_lstm", "LEAN", "lean_kd_s{seed}", "int8", "LEAN int8 (int LSTM)", "int8"
     ),
-    Candidate("lean_tiny_int8", "lean_tiny", "lean_tiny_kd_s{seed}", "int8", "lean_tiny int8"),
+    Candidate(  # what `lean-kd export --lstm auto` (the default) gives lean_tiny
+        "lean_tiny_int8", "lean_tiny", "lean_tiny_kd_s{seed}", "int8", "lean_tiny int8", "unrolled"
+    ),
     Candidate(
         "lean_tiny_int8_integer_lstm",
         "lean_tiny",

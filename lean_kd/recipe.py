@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig, from_dict, load_yaml
 from lean_kd.errors import ConfigError
-from lean_kd.export.modes import LSTM_MODES
+from lean_kd.export.modes import DFT_MODES, LSTM_MODES
 
 STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies by recipe name
 
@@ -132,7 +132,8 @@ class ExportSection:
     num_calibration: int = 200  # training clips that calibrate int8 / int16x8
     keep_frontend_float: bool = True  # int8: keep the log-mel frontend float
     float_ops: tuple[str, ...] = ()  # int8: TFLite op types to keep float
-    lstm: str = "hybrid"  # int8: LSTMs as hybrid (int8 weights, float activations), int8 or float
+    lstm: str = "auto"  # int8: LSTMs unrolled, hybrid, int8 or float (auto: lean_kd.export.modes)
+    dft: str = "rfft"  # int8: the log-mel DFT by RFFT2D (float), or int8 (matrix product)
     parity_windows: int = 32  # test windows for the Keras-vs-TFLite parity check
 
     def __post_init__(self) -> None:
@@ -141,6 +142,8 @@ class ExportSection:
                 raise ConfigError(f"export.{name} must be > 0, got {getattr(self, name)}")
         if self.lstm not in LSTM_MODES:
             raise ConfigError(f"export.lstm must be one of {list(LSTM_MODES)}, got {self.lstm!r}")
+        if self.dft not in DFT_MODES:
+            raise ConfigError(f"export.dft must be one of {list(DFT_MODES)}, got {self.dft!r}")
 
     @property
     def all_modes(self) -> tuple[str, ...]:

@@ -85,7 +85,7 @@ def test_recipe_errors_come_before_training(tmp_path, recipe):
     with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['epochz'\\]"):
         load_recipe(path)
     path.write_text("export:\n  lstm: int4\n")
-    with pytest.raises(ConfigError, match="export.lstm must be one of \\['hybrid', 'int8', 'float'\\], got 'int4'"):
+    with pytest.raises(ConfigError, match="export.lstm must be one of \\['auto', 'unrolled', 'hybrid', 'int8', 'float'\\], got 'int4'"):
         load_recipe(path)
     missing = Recipe(data=DataSection(dataset="csv", root=str(tmp_path / "nowhere")))
     with pytest.raises(DataError, match="nowhere does not exist"):

@@ -258,6 +258,7 @@ def _report(
             "runtime": "benchmark_model",
             "emulated": False,
             "device": device,
+            "cpu_int8_features": None,
         },
         "settings": {
             "runs": args.runs,

@@ -9,6 +9,7 @@ power-of-two FFT, HTK mel matrix from ``tf.signal.linear_to_mel_weight_matrix``,
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from typing import Any
 
@@ -96,11 +97,57 @@ def log_mel_fast(
     return _log_of_mel(magnitude, config, matrix)
 
 
+def dft_matrix(config: LogMelConfig, bins: int) -> tf.Tensor:
+    """``[window_samples, 2 * bins]``: the periodic-Hann-windowed real DFT of a frame for the
+    first ``bins`` bins, real parts then imaginary parts (zero padding to ``fft_size`` adds
+    nothing)."""
+    n = tf.range(config.window_samples, dtype=tf.float64)[:, None]
+    k = tf.range(bins, dtype=tf.float64)[None, :]
+    window = tf.cast(tf.signal.hann_window(config.window_samples), tf.float64)[:, None]
+    angle = 2.0 * math.pi * n * k / config.fft_size
+    return tf.cast(tf.concat([window * tf.cos(angle), -window * tf.sin(angle)], 1), tf.float32)
+
+
+def log_mel_matmul(
+    waveform: tf.Tensor, config: LogMelConfig, *, matrix: tf.Tensor | None = None
+) -> tf.Tensor:
+    """:func:`log_mel` with the DFT as matrix products (FULLY_CONNECTED ops in TFLite).
+
+    ~40x the FFT's multiplications, but XNNPACK runs them (the official YAMNet's frontend
+    does the same), where RFFT2D and COMPLEX_ABS run on TFLite's builtin kernels, one thread.
+    Half the DFT matrix serves all bins: with ``N = fft_size`` and ``x'_n = (-1)^n x_n``, bin
+    ``N/2 - k`` of ``x`` has the modulus of bin ``k`` of ``x'``, so the frames and their
+    alternated copies go through the matrix of bins ``0 .. N/4`` together (the second half's
+    moduli come out in reverse bin order; the mel matrix's rows are reversed to match).
+    """
+    if config.fft_size % 4:
+        raise ConfigError(f"log_mel_matmul needs fft_size divisible by 4, got {config.fft_size}")
+    matrix = mel_matrix(config) if matrix is None else matrix  # [N/2 + 1, mel]
+    frames = tf.signal.frame(waveform, config.window_samples, config.hop_samples)  # [..., F, W]
+    count, half = frames.shape[-2], config.fft_size // 4 + 1
+    alternate = tf.constant([1.0, -1.0] * (config.window_samples // 2 + 1))[: frames.shape[-1]]
+    both = tf.concat([frames, frames * alternate], axis=-2)  # [..., 2F, W]
+    dft = dft_matrix(config, half)
+    with tf.name_scope("dft"):
+        real = tf.tensordot(both, dft[:, :half], axes=1)  # [..., 2F, N/4 + 1]
+        imag = tf.tensordot(both, dft[:, half:], axes=1)
+    modulus = tf.sqrt(real * real + imag * imag)
+    low, high = modulus[..., :count, :], modulus[..., count:, :]  # bins k and N/2 - k
+    high_rows = tf.concat([tf.reverse(matrix[half - 1 :], [0])[:-1], tf.zeros_like(matrix[:1])], 0)
+    mel = tf.tensordot(low, matrix[:half], axes=1) + tf.tensordot(high, high_rows, axes=1)
+    return _log_of_mel_energies(mel, config)
+
+
 def _log_of_mel(magnitude: tf.Tensor, config: LogMelConfig, matrix: tf.Tensor | None) -> tf.Tensor:
     """``|STFT|`` ``[..., frames, bins]`` -> log-mel, mean-normalised if configured."""
     if matrix is None:
         matrix = mel_matrix(config)
     mel = tf.tensordot(magnitude, matrix, axes=1)  # [..., frames, mel_bins]
+    return _log_of_mel_energies(mel, config)
+
+
+def _log_of_mel_energies(mel: tf.Tensor, config: LogMelConfig) -> tf.Tensor:
+    """Mel energies ``[..., frames, mel_bins]`` -> log-mel, mean-normalised if configured."""
     features = tf.math.log(mel + config.log_offset)
     if config.mean_normalize:
         features = features - tf.reduce_mean(features, axis=-2, keepdims=True)
@@ -119,18 +166,23 @@ class LogMelSpectrogram(keras.layers.Layer):
     """Keras layer: waveform ``[B, samples]`` -> log-mel ``[B, frames, mel_bins]``.
 
     Has no trainable weights; the mel matrix is a constant so that the layer serialises by
-    its config alone and TFLite folds it into a FULLY_CONNECTED op.
+    its config alone and TFLite folds it into a FULLY_CONNECTED op. ``dft_matmul=True``
+    computes the DFT as a matrix product (:func:`log_mel_matmul`; the exporter's choice).
     """
 
-    def __init__(self, config: LogMelConfig | dict | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, config: LogMelConfig | dict | None = None, dft_matmul: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.config = (
             from_dict(LogMelConfig, config) if not isinstance(config, LogMelConfig) else config
         )
+        self.dft_matmul = dft_matmul
         self._matrix = mel_matrix(self.config)
 
     def call(self, waveform: tf.Tensor) -> tf.Tensor:
-        return log_mel(waveform, self.config, matrix=self._matrix)
+        compute = log_mel_matmul if self.dft_matmul else log_mel
+        return compute(waveform, self.config, matrix=self._matrix)
 
     def compute_output_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
         samples = input_shape[-1]
@@ -138,4 +190,6 @@ class LogMelSpectrogram(keras.layers.Layer):
         return tf.TensorShape([input_shape[0], frames, self.config.mel_bins])
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "config": to_dict(self.config)}
+        return {
+            **super().get_config(), "config": to_dict(self.config), "dft_matmul": self.dft_matmul
+        }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def to_markdown(report: Mapping) -> str:
     lines = [
         (
             f"Benchmark by `{report['tool']}` on {host['machine']} ({host['system']}, "
-            f"{host['cpu_count']} CPUs, {host['runtime']}), {report['created_utc']}; "
+            f"{host['cpu_count']} CPUs, int8 features: {_features(host)}, {host['runtime']}), "
+            f"{report['created_utc']}; "
             f"{report['settings']['runs']} timed invokes per model and thread count."
         ),
         "",
@@ -70,6 +72,12 @@ def to_markdown(report: Mapping) -> str:
     if host["emulated"]:
         lines.append("**Emulated run (qemu): latency is not a device figure.**")
     return "\n".join(lines) + "\n"
+
+
+def _features(host: Mapping) -> str:
+    """The CPU's int8 features, "none" for an empty list, "unknown" when not read."""
+    features = host.get("cpu_int8_features")
+    return "unknown" if features is None else (" ".join(features) or "none")
 
 
 def _ratio_rows(r: Mapping | None) -> list[list[object]]:
@@ -90,12 +98,19 @@ def write_report(
     """Validate, then write the JSON and/or Markdown files (parent folders created)."""
     validate_report(report)
     if json_path is not None:
-        _write(Path(json_path), json.dumps(report, indent=2) + "\n")
+        write_text(Path(json_path), json.dumps(report, indent=2) + "\n")
     if markdown_path is not None:
-        _write(Path(markdown_path), to_markdown(report))
+        write_text(Path(markdown_path), to_markdown(report))
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` (parents created), then rename it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     logger.info("Wrote %s", path)

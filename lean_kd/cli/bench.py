@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--memory-repeats", type=int, default=3, help="fresh processes per memory figure (median)"
     )
+    bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the latency report: time each op and each run of ops on one kernel "
+        "(XNNPACK or builtin) as models of their own; --runs invokes each",
+    )
     bench.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     bench.add_argument("--markdown", type=Path, default=None, help="write the Markdown table here")
     bench.set_defaults(handler=run_bench)
@@ -66,6 +72,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
     from lean_kd.bench.report import to_markdown, write_report
 
+    if args.profile:
+        return run_profile(args)
     if args.runs < 200:
         print(f"Note: --runs {args.runs} is below 200; p99 is unreliable with few invokes.")
     config = BenchConfig(
@@ -79,4 +87,24 @@ def run_bench(args: argparse.Namespace) -> int:
     report = run_benchmark(args.model, baseline=args.baseline, config=config)
     write_report(report, json_path=args.json, markdown_path=args.markdown)
     print(to_markdown(report), end="")
+    return 0
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from lean_kd.bench.profile import profile_model
+    from lean_kd.bench.profile_report import profile_markdown
+    from lean_kd.bench.report import write_text
+
+    paths = [args.model] + ([args.baseline] if args.baseline is not None else [])
+    text = "".join(
+        profile_markdown(
+            profile_model(path, threads=threads, runs=args.runs, warmup_runs=args.warmup_runs)
+        )
+        + "\n"
+        for threads in args.threads
+        for path in paths
+    )
+    if args.markdown is not None:
+        write_text(args.markdown, text)
+    print(text, end="")
     return 0

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from lean_kd.cli.train import add_strategy
-from lean_kd.export.modes import LSTM_MODES, QUANT_MODES
+from lean_kd.export.modes import DFT_MODES, LSTM_MODES, QUANT_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,9 +65,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lstm",
         choices=LSTM_MODES,
-        default="hybrid",
-        help="int8: how LSTMs are stored: hybrid = int8 weights with float activations "
-        "(default; faster and closer to Keras), int8 = full integer, float",
+        default="auto",
+        help="int8: how LSTMs are exported: unrolled = batched input projection + unrolled "
+        "recurrence on XNNPACK, hybrid = fused op with int8 weights and float activations, "
+        "int8 = full integer, float; auto (default) = unrolled where XNNPACK's per-step copies "
+        "of the recurrent weights stay small, else hybrid",
+    )
+    parser.add_argument(
+        "--dft",
+        choices=DFT_MODES,
+        default="rfft",
+        help="int8: the log-mel frontend's DFT as RFFT2D + COMPLEX_ABS (default: float, exact, "
+        "builtin kernels) or int8: a matrix product with int8 weights that XNNPACK runs as the "
+        "official YAMNet's frontend (faster; quantizes each frame to 8 bits, see "
+        "benchmarks/results/latency_profile.md)",
     )
     parser.add_argument(
         "--multi-label", action="store_true", help="sigmoid scores (default: the model's spec)"
@@ -148,6 +159,7 @@ def run_export(args: argparse.Namespace) -> int:
         keep_frontend_float=not args.frontend_int8,
         float_ops=tuple(args.float_ops),
         lstm=args.lstm,
+        dft=args.dft,
         multi_label=True if args.multi_label else None,
     )
     print(
@@ -157,7 +169,7 @@ def run_export(args: argparse.Namespace) -> int:
     if result.summary.float_ops and result.quant in ("int8", "int16x8"):
         print(f"Float ops: {', '.join(result.summary.float_ops)}")
     if result.lstm:
-        print(f"LSTMs: {result.lstm} (--lstm; hybrid = int8 weights, float activations)")
+        print(f"LSTMs: {result.lstm} (--lstm), DFT: {result.dft or 'n/a'} (--dft)")
     return 0
 
 

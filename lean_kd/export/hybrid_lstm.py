@@ -1,4 +1,4 @@
-"""Hybrid LSTMs in an int8 model: int8 weights, float activations (TFLite's dynamic-range kernel).
+"""Hybrid ops in an int8 model: int8 weights, float activations (TFLite's dynamic-range kernels).
 
 Full int8 runs each UNIDIRECTIONAL_SEQUENCE_LSTM with the integer kernel, which XNNPACK does
 not take over and which is slow (LEAN's two BiLSTM(128)s alone: 5.4x the official YAMNet's
@@ -11,11 +11,16 @@ kept float (denylisted in :func:`lean_kd.export.quantize.int8_with_float_parts`)
 :func:`hybridize_lstms` then rewrites their weight tensors the way dynamic-range quantization
 does: symmetric per-tensor int8 (scale = max |w| / 127, zero point 0), biases, states and
 layer-norm coefficients float, ``asymmetric_quantize_inputs`` on.
+
+:func:`hybridize_fully_connected` does the same for chosen float FULLY_CONNECTED ops (the
+unrolled LSTMs of :mod:`lean_kd.export.unrolled_lstm`), per output channel as the converter's
+dynamic-range mode stores them; XNNPACK runs such an op as a dynamically quantized int8 GEMM.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import flatbuffers
 import numpy as np
@@ -47,17 +52,11 @@ def hybridize_lstms(model: bytes) -> tuple[bytes, int]:
     weight buffer is shared with a tensor that is not an LSTM weight (rewriting it would change
     that tensor too).
     """
-    unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+    unpacked, lstms = _ops_where(
+        model, lambda name, op, tensors: name == FUSED_LSTM
+        and tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
+    )
     graph = unpacked.subgraphs[0]
-    codes = [
-        OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
-    ]
-    lstms = [
-        op
-        for op in graph.operators
-        if codes[op.opcodeIndex] == FUSED_LSTM
-        and graph.tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
-    ]
     if not lstms:
         return model, 0
     weights = {
@@ -73,9 +72,26 @@ def hybridize_lstms(model: bytes) -> tuple[bytes, int]:
     for op in lstms:
         op.builtinOptions.asymmetricQuantizeInputs = True
     logger.info("Hybrid LSTMs: %d op(s), %d weight tensors in int8", len(lstms), len(weights))
-    builder = flatbuffers.Builder(len(model))
+    return _pack(unpacked, len(model)), len(lstms)
+
+
+def _ops_where(
+    model: bytes, keep: Callable[[str, schema.OperatorT, list[schema.TensorT]], bool]
+) -> tuple[schema.ModelT, list[schema.OperatorT]]:
+    """The unpacked model and its main subgraph's ops for which ``keep(op type, op, tensors)``."""
+    unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+    graph = unpacked.subgraphs[0]
+    codes = [
+        OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
+    ]
+    kept = [op for op in graph.operators if keep(codes[op.opcodeIndex], op, graph.tensors)]
+    return unpacked, kept
+
+
+def _pack(unpacked: schema.ModelT, size_hint: int) -> bytes:
+    builder = flatbuffers.Builder(size_hint)
     builder.Finish(unpacked.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), len(lstms)
+    return bytes(builder.Output())
 
 
 def _check_buffers_private(graph: schema.SubGraphT, weights: set[int]) -> None:
@@ -113,3 +129,46 @@ def _quantize_weight(
 def _name(tensor: schema.TensorT) -> str:
     name = tensor.name
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def hybridize_fully_connected(model: bytes, outputs: set[str]) -> tuple[bytes, int]:
+    """``model`` with the float weights of the FULLY_CONNECTED ops that write one of the tensors
+    named in ``outputs`` stored as per-channel symmetric int8; returns it and the op count."""
+    unpacked, chosen = _ops_where(
+        model, lambda name, op, tensors: name == "FULLY_CONNECTED"
+        and _name(tensors[op.outputs[0]]) in outputs
+        and tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
+    )
+    graph = unpacked.subgraphs[0]
+    if not chosen:
+        return model, 0
+    weights = {op.inputs[1] for op in chosen}
+    _check_buffers_private(graph, weights)
+    done: dict[int, schema.QuantizationParametersT] = {}  # buffer -> its int8 quantization
+    for index in sorted(weights):
+        _quantize_rows(graph.tensors[index], unpacked.buffers, done)
+    for op in chosen:
+        op.builtinOptions.asymmetricQuantizeInputs = True
+    logger.info("Hybrid FULLY_CONNECTED: %d op(s) with int8 weights", len(chosen))
+    return _pack(unpacked, len(model)), len(chosen)
+
+
+def _quantize_rows(
+    tensor: schema.TensorT,
+    buffers: list[schema.BufferT],
+    done: dict[int, schema.QuantizationParametersT],
+) -> None:
+    """A constant ``[out, in]`` float weight -> int8 with one scale per output row."""
+    if tensor.buffer not in done:
+        buffer = buffers[tensor.buffer]
+        if buffer.data is None or len(buffer.data) == 0:
+            raise ExportError(f"FULLY_CONNECTED weight {_name(tensor)} is not a constant")
+        rows = np.frombuffer(bytes(buffer.data), "<f4").reshape(tensor.shape[0], -1)
+        pairs = [symmetric_int8(row) for row in rows]
+        buffer.data = np.frombuffer(np.stack([q for q, _ in pairs]).tobytes(), dtype=np.uint8)
+        params = schema.QuantizationParametersT()
+        params.scale = [scale for _, scale in pairs]
+        params.zeroPoint, params.quantizedDimension = [0] * len(pairs), 0
+        done[tensor.buffer] = params
+    tensor.type = schema.TensorType.INT8
+    tensor.quantization = done[tensor.buffer]

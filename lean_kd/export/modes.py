@@ -7,6 +7,14 @@ from __future__ import annotations
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 CALIBRATED_MODES = ("int8", "int16x8")
-# How LSTMs are stored under int8: hybrid = int8 weights with float activations (the default;
-# faster and closer to Keras than the integer kernel), int8 = full integer, float = float32.
-LSTM_MODES = ("hybrid", "int8", "float")
+# How LSTMs are exported under int8: unrolled = a batched input projection and an unrolled
+# recurrence run by XNNPACK with int8 weights (lean_kd.export.unrolled_lstm), hybrid = the fused
+# op with int8 weights and float activations, int8 = the fused op in full integer, float = the
+# fused op in float32; auto (the default) = unrolled when XNNPACK's per-op copies of the
+# recurrent weights stay small (lean_tiny), else hybrid (LEAN).
+LSTM_MODES = ("auto", "unrolled", "hybrid", "int8", "float")
+# How the log-mel frontend's DFT is computed under int8: rfft (the default) = TFLite's float
+# RFFT2D + COMPLEX_ABS on the builtin kernels (exact); int8 = a matrix product with int8 weights
+# that XNNPACK runs as a dynamically quantized GEMM, as the official YAMNet's frontend (faster;
+# each frame is quantized to 8 bits on the fly, which lifts empty bands next to loud ones).
+DFT_MODES = ("rfft", "int8")

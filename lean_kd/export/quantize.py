@@ -54,13 +54,16 @@ from ai_edge_litert import schema_py_generated as schema
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError, ExportError
-from lean_kd.export.modes import CALIBRATED_MODES, LSTM_MODES, QUANT_MODES
+from lean_kd.export.modes import CALIBRATED_MODES, DFT_MODES, LSTM_MODES, QUANT_MODES
 from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
 from lean_kd.models.yamnet_layers import WaveformPadding
 
 logger = logging.getLogger(__name__)
 
 LSTM_FLOAT_OPS = ("CONCATENATION",)  # kept float under int8 in models with LSTMs (see module)
+# Kept float with unrolled LSTMs: the debugger quantizes these multi-output / many-input ops
+# even when their nodes are denylisted.
+UNROLLED_FLOAT_OPS = ("SPLIT", "UNPACK", "PACK")
 # Ops whose int8 kernels copy bytes without rescaling: the output is in the input's scale.
 BYTE_COPY_OPS = frozenset(
     {"RESHAPE", "REVERSE_V2", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS", "GATHER", "SLICE"}
@@ -70,15 +73,21 @@ DatasetFn = Callable[[], Iterator[dict]]
 
 
 def check_mode(
-    quant: str, model: keras.Model, float_ops: tuple[str, ...] = (), lstm: str = "hybrid"
+    quant: str,
+    model: keras.Model,
+    float_ops: tuple[str, ...] = (),
+    lstm: str = "auto",
+    dft: str = "rfft",
 ) -> None:
-    """Raise for an unknown mode, op name or LSTM mode, or for int16x8 with LSTM layers."""
+    """Raise for an unknown mode, op name, LSTM or DFT mode, or for int16x8 with LSTM layers."""
     if quant not in QUANT_MODES:
         raise ConfigError(
             f"Unknown quantization mode {quant!r}; expected one of {list(QUANT_MODES)}"
         )
     if lstm not in LSTM_MODES:
         raise ConfigError(f"Unknown LSTM mode {lstm!r}; expected one of {list(LSTM_MODES)}")
+    if dft not in DFT_MODES:
+        raise ConfigError(f"Unknown DFT mode {dft!r}; expected one of {list(DFT_MODES)}")
     unknown = [op for op in float_ops if op not in OP_NAMES.values()]
     if unknown:
         raise ConfigError(
@@ -146,9 +155,12 @@ def int8_float_ops(
 ) -> tuple[str, ...]:
     """Op types the converter keeps float under int8: ``requested``, and with LSTMs
     :data:`LSTM_FLOAT_OPS` plus the LSTMs themselves unless ``lstm`` is ``"int8"`` (hybrid
-    LSTMs get int8 weights after conversion: :mod:`lean_kd.export.hybrid_lstm`)."""
+    LSTMs get int8 weights after conversion: :mod:`lean_kd.export.hybrid_lstm`); unrolled
+    LSTMs have no fused op (:mod:`lean_kd.export.unrolled_lstm`) and need neither."""
     extra: tuple[str, ...] = ()
-    if lstm_directions(model):
+    if lstm_directions(model) and lstm == "unrolled":
+        extra = UNROLLED_FLOAT_OPS
+    elif lstm_directions(model):
         extra = LSTM_FLOAT_OPS if lstm == "int8" else (FUSED_LSTM, *LSTM_FLOAT_OPS)
     return tuple(dict.fromkeys((*requested, *extra)))
 

@@ -27,7 +27,7 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
-from lean_kd.export.hybrid_lstm import hybridize_lstms
+from lean_kd.export.hybrid_lstm import hybridize_fully_connected, hybridize_lstms
 from lean_kd.export.metadata import ModelInfo, add_metadata
 from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops
 from lean_kd.export.quantize import (
@@ -38,10 +38,13 @@ from lean_kd.export.quantize import (
     int8_float_ops,
     int8_with_float_parts,
     lstm_directions,
+    layer_nodes,
     repair_scales,
     share_quantization_vectors,
 )
 from lean_kd.export.representative import INPUT_NAME, calibration_set, dataset_fn
+from lean_kd.export.rewrite import dft_scopes, export_copy, unrolled_layers
+from lean_kd.export.unrolled_lstm import resolve_lstm_mode, shorten_names
 from lean_kd.models.contract import ModelSpec, model_spec
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,8 @@ class ExportResult:
     multi_label: bool
     keep_frontend_float: bool  # int8 only: the log-mel frontend's ops stayed float
     float_ops: tuple[str, ...]  # int8 only: op types the converter kept float
-    lstm: str  # int8 with LSTMs: how they are stored (LSTM_MODES); "" otherwise
+    lstm: str  # int8 with LSTMs: how they are exported (LSTM_MODES); "" otherwise
+    dft: str  # int8 with a log-mel frontend: how its DFT is computed (DFT_MODES); "" otherwise
     calibration_count: int  # waveforms used to calibrate (0 without calibration)
     timings_seconds: dict[str, float]
 
@@ -88,7 +92,8 @@ def export_tflite(
     num_calibration: int = 200,
     keep_frontend_float: bool = True,
     float_ops: tuple[str, ...] = (),
-    lstm: str = "hybrid",
+    lstm: str = "auto",
+    dft: str = "rfft",
     multi_label: bool | None = None,
     info: ModelInfo = ModelInfo(),
 ) -> ExportResult:
@@ -105,8 +110,9 @@ def export_tflite(
     """
     out = Path(out)
     check_output_path(out)
-    check_mode(quant, model, float_ops, lstm)
+    check_mode(quant, model, float_ops, lstm, dft)
     num_samples, spec = model_facts(model, labels=labels, sample_rate=sample_rate)
+    lstm = resolve_lstm_mode(model, lstm)
     multi_label = (spec.multi_label if spec else False) if multi_label is None else multi_label
     timings: dict[str, float] = {}
     with _timed(timings, "calibration_data"):
@@ -126,6 +132,7 @@ def export_tflite(
             keep_frontend_float=keep_frontend_float,
             float_ops=float_ops,
             lstm=lstm,
+            dft=dft,
             multi_label=multi_label,
         )
     with _timed(timings, "metadata_and_write"):
@@ -146,6 +153,7 @@ def export_tflite(
         keep_frontend_float=int8 and keep_frontend_float and bool(frontend_layers(model)),
         float_ops=int8_float_ops(model, tuple(float_ops), lstm) if int8 else (),
         lstm=lstm if int8 and lstm_directions(model) else "",
+        dft=dft if int8 and _log_mels(model) else "",
         calibration_count=len(calibration or ()),
         timings_seconds=timings,
     )
@@ -160,7 +168,8 @@ def convert(
     calibration: list[np.ndarray] | None = None,
     keep_frontend_float: bool = True,
     float_ops: tuple[str, ...] = (),
-    lstm: str = "hybrid",
+    lstm: str = "auto",
+    dft: str = "rfft",
     multi_label: bool = False,
 ) -> bytes:
     """The checked TFLite flatbuffer of ``model`` in mode ``quant`` (no metadata).
@@ -169,26 +178,49 @@ def convert(
     the calibrated modes. Raises ExportError listing ops that are not builtin, and when the
     graph has loops, several subgraphs or unfused LSTMs.
     """
-    check_mode(quant, model, float_ops, lstm)
+    check_mode(quant, model, float_ops, lstm, dft)
+    lstm = resolve_lstm_mode(model, lstm)
     if quant in CALIBRATED_MODES and not calibration:
         raise ExportError(
             f"Quantization mode {quant} needs a representative dataset (calibration waveforms)"
         )
     num_samples = input_samples(model)
+    exported = _exported_graph(model, quant=quant, lstm=lstm, dft=dft)
     converter = _converter(
-        model, serving_function(model, num_samples=num_samples, multi_label=multi_label)
+        exported, serving_function(exported, num_samples=num_samples, multi_label=multi_label)
     )
     dataset = dataset_fn(calibration) if calibration else None
     configure(converter, quant, dataset)
-    layers = frontend_layers(model) if quant == "int8" and keep_frontend_float else []
+    layers = frontend_layers(exported) if quant == "int8" and keep_frontend_float else []
+    recurrent, dft_ops = unrolled_layers(exported), dft_scopes(exported)
     float_ops = int8_float_ops(model, tuple(float_ops), lstm) if quant == "int8" else ()
-    flatbuffer = _run_converter(converter, quant, dataset, layers=layers, float_ops=float_ops)
+    flatbuffer = _run_converter(
+        converter, quant, dataset, layers=layers + recurrent, float_ops=float_ops
+    )
     if quant in CALIBRATED_MODES:
         flatbuffer, _ = repair_scales(flatbuffer)
     if quant == "int8" and lstm == "hybrid":
         flatbuffer, _ = hybridize_lstms(flatbuffer)
-    check_graph(summarize_ops(flatbuffer), lstm_directions=lstm_directions(model))
+    if recurrent or dft_ops:
+        names = set(layer_nodes(flatbuffer, recurrent + dft_ops))
+        flatbuffer, _ = hybridize_fully_connected(flatbuffer, names)
+        flatbuffer = shorten_names(flatbuffer, set(layer_nodes(flatbuffer, recurrent)))
+    check_graph(summarize_ops(flatbuffer), lstm_directions=lstm_directions(exported))
     return flatbuffer
+
+
+def _exported_graph(model: keras.Model, *, quant: str, lstm: str, dft: str) -> keras.Model:
+    """The model the converter sees: under int8, a copy with unrolled LSTMs (``lstm``
+    "unrolled") and a matrix-product DFT (``dft`` "int8"); otherwise ``model`` itself."""
+    unroll = quant == "int8" and lstm == "unrolled" and lstm_directions(model) > 0
+    dft_matmul = quant == "int8" and dft == "int8" and _log_mels(model)
+    if not (unroll or dft_matmul):
+        return model
+    return export_copy(model, unroll_lstms=unroll, dft_matmul=dft_matmul)
+
+
+def _log_mels(model: keras.Model) -> bool:
+    return any(isinstance(m, LogMelSpectrogram) for m in model.submodules)
 
 
 def _run_converter(

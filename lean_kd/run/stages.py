@@ -244,6 +244,7 @@ def _export_one(ctx, model, quant: str, path: Path, num_samples: int, windows) -
             keep_frontend_float=recipe.export.keep_frontend_float,
             float_ops=recipe.export.float_ops,
             lstm=recipe.export.lstm,
+            dft=recipe.export.dft,
             multi_label=index.multi_label,
         )
     except OSError as exc:  # e.g. a full disk while the converter writes its temporary files

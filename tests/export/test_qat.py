@@ -203,11 +203,15 @@ def test_activation_ranges_start_at_the_float_models():
 
 
 @pytest.mark.heavy
-def test_lstm_model_after_qat_converts_to_int8_with_fused_lstms():
+@pytest.mark.parametrize("lstm", ["hybrid", "unrolled"])
+def test_lstm_model_after_qat_converts_to_int8_in_one_subgraph(lstm):
     prepared = prepare_qat(h.trained_model("lstm"))
-    summary = summarize_ops(convert(prepared, quant="int8", calibration=h.calibration(10)))
-    assert summary.subgraph_count == 1
-    assert FUSED_LSTM in summary.ops and "CONV_2D" not in summary.float_ops
+    summary = summarize_ops(
+        convert(prepared, quant="int8", calibration=h.calibration(10), lstm=lstm)
+    )
+    assert summary.subgraph_count == 1 and "WHILE" not in summary.ops
+    assert (FUSED_LSTM in summary.ops) == (lstm == "hybrid")
+    assert "CONV_2D" not in summary.float_ops
 
 
 def test_kd_loss_without_teacher_or_cache_is_refused(pipeline):

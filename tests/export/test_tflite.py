@@ -255,7 +255,7 @@ def _waveform(samples: int = 16000, value: float = 0.0, dtype=np.float32) -> np.
         (
             {"lstm": "int4"},
             ConfigError,
-            r"Unknown LSTM mode 'int4'; expected one of \['hybrid', 'int8', 'float'\]",
+            r"Unknown LSTM mode 'int4'; expected one of \['auto', 'unrolled', 'hybrid', 'int8', 'float'\]",
         ),
         ({"labels": ["a", "b"]}, ExportError, r"has 3 classes, got 2 labels"),
         (

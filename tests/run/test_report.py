@@ -139,7 +139,8 @@ def make_bench(run: Path) -> None:
         "schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "tool": "lean-kd bench",
         "created_utc": "2026-11-22T01:00:00+00:00",
         "host": {"machine": "x86_64", "system": "Linux", "cpu_count": 2, "python": "3.11.7",
-                 "runtime": "ai_edge_litert 2.3.0", "emulated": False, "device": None},
+                 "runtime": "ai_edge_litert 2.3.0", "emulated": False, "device": None,
+                 "cpu_int8_features": ["avx2"]},
         "settings": {"runs": 50, "warmup_runs": 5, "block_runs": 10, "threads": [1], "input_seed": 0},
         "models": [student, yamnet], "ratios": {
             "baseline_path": yamnet["path"], "file_size": 0.064, "model_memory": 0.075,

@@ -63,9 +63,32 @@ def device_name() -> str | None:
         return None
 
 
+# CPU flags that decide which int8 kernels XNNPACK can use (dot products: VNNI on x86,
+# asimddp / i8mm on ARM); /proc/cpuinfo spells them this way ("flags" on x86, "Features" on ARM).
+INT8_CPU_FLAGS = (
+    "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2", "asimddp", "i8mm", "sve2"
+)
+
+
+def cpu_int8_features() -> list[str] | None:
+    """The :data:`INT8_CPU_FLAGS` this CPU has, or None where /proc/cpuinfo cannot be read."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    flags = {
+        flag
+        for line in cpuinfo.splitlines()
+        if line.lower().startswith(("flags", "features"))
+        for flag in line.split(":", 1)[-1].split()
+    }
+    return [flag for flag in INT8_CPU_FLAGS if flag in flags]
+
+
 def host_info(*, emulated: bool) -> dict:
     """The ``host`` object of the report schema."""
     return {
+        "cpu_int8_features": cpu_int8_features(),
         "machine": platform.machine(),
         "system": platform.system(),
         "cpu_count": os.cpu_count(),

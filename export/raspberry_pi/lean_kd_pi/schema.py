@@ -16,7 +16,9 @@ Report (top level)::
     host              where it ran: machine ("x86_64", "aarch64"), system, cpu_count, python,
                       runtime ("ai_edge_litert 2.3.0", "tflite_runtime 2.14.0",
                       "benchmark_model"), emulated (true under qemu: latency is NOT a device
-                      figure), device (adb model name or null)
+                      figure), device (adb model name or null), cpu_int8_features (the
+                      CPU flags behind XNNPACK's int8 speed present on this CPU, e.g.
+                      ["avx512_vnni", "avx2"] or ["asimddp"]; null when not read)
     settings          runs (timed invokes per model and thread count), warmup_runs,
                       block_runs (invokes per block when model and baseline alternate; null
                       without a baseline), threads (list), input_seed (random input; null when
@@ -100,6 +102,7 @@ HOST_FIELDS = {
     "runtime": "str",
     "emulated": "bool",
     "device": "str|null",
+    "cpu_int8_features": "array|null",  # INT8_CPU_FLAGS present (lean_kd_pi.runtime); null: unknown
 }
 SETTINGS_FIELDS = {
     "runs": "int",

@@ -1,0 +1,148 @@
+"""Export-time rewrites: unrolled LSTMs and the matrix-product DFT (same function, XNNPACK ops)."""
+
+from __future__ import annotations
+
+import export_helpers as h
+import numpy as np
+import pytest
+from ai_edge_litert import schema_py_generated as schema
+
+from lean_kd._keras import keras
+from lean_kd.errors import ExportError
+from lean_kd.export.hybrid_lstm import hybridize_fully_connected
+from lean_kd.export.ops import FUSED_LSTM, OP_NAMES, summarize_ops
+from lean_kd.export.rewrite import export_copy
+from lean_kd.export.unrolled_lstm import resolve_lstm_mode
+from lean_kd.export.verify import keras_scores, tflite_scores
+
+
+def _sequence_model(units: int = 5, steps: int = 6, features: int = 7) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    x = keras.Input((steps, features), batch_size=1)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(units, return_sequences=True))(x)
+    y = keras.layers.LSTM(3)(y)  # last state only
+    return keras.Model(x, y)
+
+
+def test_unrolled_copy_computes_the_keras_function():
+    model = _sequence_model()
+    copy = export_copy(model, unroll_lstms=True, dft_matmul=False)
+    assert not any(isinstance(m, keras.layers.LSTM) for m in copy.submodules)
+    x = np.random.default_rng(0).normal(size=(1, 6, 7)).astype(np.float32)
+    np.testing.assert_allclose(copy(x).numpy(), model(x).numpy(), atol=1e-5)  # float rounding
+
+
+def test_lstm_the_unrolled_form_cannot_reproduce_is_refused():
+    x = keras.Input((4, 2), batch_size=1)
+    model = keras.Model(x, keras.layers.LSTM(3, activation="relu", name="odd")(x))
+    with pytest.raises(ExportError, match="'odd' cannot be exported unrolled; it needs activation"):
+        export_copy(model, unroll_lstms=True, dft_matmul=False)
+
+
+def test_auto_unrolls_only_small_recurrent_kernels():
+    # 39 packed copies of [2U, 8U] int8: U=8 -> 80 KB (unrolled); U=256 -> 80 MB (hybrid)
+    assert resolve_lstm_mode(_sequence_model(units=8, steps=40), "auto") == "unrolled"
+    assert resolve_lstm_mode(_sequence_model(units=256, steps=40), "auto") == "hybrid"
+    assert resolve_lstm_mode(_sequence_model(units=256, steps=40), "int8") == "int8"
+
+
+@pytest.fixture(scope="module")
+def unrolled_int8() -> bytes:
+    return h.converted("lstm", "int8", lstm="unrolled")
+
+
+def test_unrolled_int8_has_no_fused_lstm_no_loop_and_int8_weights(unrolled_int8):
+    summary = summarize_ops(unrolled_int8)
+    assert FUSED_LSTM not in summary.ops and "WHILE" not in summary.ops
+    assert summary.subgraph_count == 1
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(unrolled_int8, 0))
+    graph = model.subgraphs[0]
+    names = {code: OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)]
+             for code, c in enumerate(model.operatorCodes)}
+    weights = [graph.tensors[op.inputs[1]] for op in graph.operators
+               if names[op.opcodeIndex] == "FULLY_CONNECTED"]
+    float_weights = [list(w.shape) for w in weights if w.type != schema.TensorType.INT8]
+    assert len(weights) > 8 and float_weights == [[64, 257]]  # only the mel matrix
+    assert not any(t.isVariable for t in graph.tensors)  # no state carried between invokes
+
+
+def test_unrolled_int8_scores_match_keras_and_need_no_reset(unrolled_int8):
+    windows, _ = h.tone_windows(12, seed=5)
+    expected = keras_scores(h.trained_model("lstm"), windows)
+    got = tflite_scores(unrolled_int8, windows)
+    # int8 conv trunk + dynamically quantized LSTM products; hybrid LSTMs measure < 0.15 too
+    assert np.abs(got - expected).max() < 0.15
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=unrolled_int8)
+    interpreter.allocate_tensors()
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    runs = []
+    for window in (windows[0], windows[1], windows[0]):  # no reset_all_variables in between
+        interpreter.set_tensor(source["index"], window[None])
+        interpreter.invoke()
+        runs.append(interpreter.get_tensor(target["index"]).copy())
+    np.testing.assert_array_equal(runs[0], runs[2])
+
+
+def test_hybridized_fully_connected_has_one_scale_per_row():
+    float_model = h.converted("lstm", "int8", lstm="float")  # any float FULLY_CONNECTED will do
+    unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(float_model, 0))
+    graph = unpacked.subgraphs[0]
+    names = [OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in unpacked.operatorCodes]
+    candidates = [op for op in graph.operators if names[op.opcodeIndex] == "FULLY_CONNECTED"
+                  and graph.tensors[op.inputs[1]].type == schema.TensorType.FLOAT32]
+    if not candidates:
+        pytest.skip("no float FULLY_CONNECTED in the float-LSTM model")
+    op = candidates[0]
+    weight = graph.tensors[op.inputs[1]]
+    data = bytes(unpacked.buffers[weight.buffer].data)
+    rows = np.frombuffer(data, "<f4").reshape(weight.shape[0], -1)
+    out_name = graph.tensors[op.outputs[0]].name.decode()
+    hybrid, count = hybridize_fully_connected(float_model, {out_name})
+    assert count == 1
+    after = schema.ModelT.InitFromObj(schema.Model.GetRootAs(hybrid, 0)).subgraphs[0]
+    stored = after.tensors[op.inputs[1]]
+    assert stored.type == schema.TensorType.INT8
+    peaks = np.abs(rows).max(1)
+    expected = np.where(peaks > 0, peaks / 127, 1.0)  # an all-zero row keeps scale 1 (zeros)
+    np.testing.assert_allclose(stored.quantization.scale, expected, rtol=1e-6)
+
+
+def test_matmul_dft_log_mel_matches_the_fft_one():
+    from lean_kd.audio.features import YAMNET_PRESET, log_mel, log_mel_matmul
+
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-0.5, 0.5, (2, 16000)).astype(np.float32)
+    for scale in (1.0, 1e-3):  # normal and quiet input
+        np.testing.assert_allclose(
+            log_mel_matmul(noise * scale, YAMNET_PRESET).numpy(),
+            log_mel(noise * scale, YAMNET_PRESET).numpy(),
+            atol=1e-4,  # float32 rounding of two DFT algorithms (measured 2.4e-6)
+        )
+
+
+@pytest.mark.parametrize("dft, present, absent", [("int8", "FULLY_CONNECTED", "RFFT2D"),
+                                                   ("rfft", "RFFT2D", "")])
+def test_int8_dft_mode_chooses_the_frontend_ops(dft, present, absent):
+    from lean_kd.export.tflite import convert
+
+    ops = summarize_ops(
+        convert(h.trained_model("plain"), quant="int8", calibration=h.calibration(), dft=dft)
+    ).ops
+    assert present in ops and (not absent or absent not in ops)
+
+
+def test_int8_dft_scores_match_keras():
+    from lean_kd.export.tflite import convert
+
+    flatbuffer = convert(
+        h.trained_model("plain"), quant="int8", calibration=h.calibration(), dft="int8"
+    )
+    windows, _ = h.tone_windows(12, seed=5)
+    quiet, _ = h.tone_windows(12, seed=6, peak_db=(-45.0, -35.0))
+    for batch in (windows, quiet):
+        expected = keras_scores(h.trained_model("plain"), batch)
+        got = tflite_scores(flatbuffer, batch)
+        assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.9
