@@ -173,7 +173,8 @@ def test_runner_imports_neither_tensorflow_nor_lean_kd(tiny, tmp_path):
 # ------------------------------------------------------------------ eval
 
 
-def test_eval_scores_equal_lean_kd_windowing(tiny, tmp_path, capsys, caplog):
+def test_eval_scores_equal_lean_kd_windowing(tiny, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setattr(pi_audio, "_WARNED_RATES", set())  # warned once per process
     out = tmp_path / "eval.json"
     with caplog.at_level(logging.WARNING):
         code, printed, _ = run(eval_args(tiny, tiny.data, out), capsys)
