@@ -159,6 +159,7 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, seconds:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "runs" / "esc50_dev")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="an esc50_dev.yaml variant")
     parser.add_argument("--data", type=Path, default=SHARED / "datasets" / "esc50-dev")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--students", action="store_true", help="also train the LEAN students")
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = SHARED / "pretrained" / "yamnet" / "yamnet.tflite"
     if weights.is_file():  # the team's copy of the official file; else the user's cache
         os.environ.setdefault("LEAN_KD_YAMNET", str(weights))
-    base = load_recipe(RECIPE, data={"root": str(args.data)})
+    base = load_recipe(args.recipe, data={"root": str(args.data)})
     start = time.perf_counter()
     rows = [r for fold in args.folds for r in fold_runs(base, args.out, fold, args.seeds, args.students)]
     write_results(rows, args, time.perf_counter() - start)

@@ -52,6 +52,11 @@ def load_data(recipe: Recipe) -> DatasetIndex:
 
 def make_pipeline(recipe: Recipe, index: DatasetIndex) -> AudioPipeline:
     """Waveform batches (models carry their own log-mel frontend)."""
+    if recipe.augment.spec_augment:  # the pipeline masks log-mels, which these models compute
+        logger.warning(
+            "Recipe %r sets SpecAugment (augment.time_masks / freq_masks), but lean_kd models take "
+            "waveforms and compute their own log-mel: the masks are not applied", recipe.name
+        )
     return AudioPipeline(index, audio=recipe.audio, features=None, pipeline=recipe.pipeline, augment=recipe.augment)
 
 
