@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from helpers import tiny_model
 
+from lean_kd.cli._console import LOG_FILE
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.distribute import localhost_cluster, worker_tf_config
 from lean_kd.training import read_history, save_model
@@ -102,7 +103,8 @@ def test_mirrored_train_and_distill_on_two_logical_cpus(workspace, tmp_path):
     recipe = write_recipe(workspace, tmp_path / "r.yaml")
     teacher, student = tmp_path / "teacher", tmp_path / "student"
     result = lean_kd("train", "--config", str(recipe), "--out", str(teacher), "--strategy", "mirrored", LEAN_KD_CPU_DEVICES="2")
-    assert "MirroredStrategy: 2 replica(s); batch 4 per replica, 8 global" in result.stderr
+    # INFO lines go to the run folder's lean_kd.log (the console shows warnings and results)
+    assert "MirroredStrategy: 2 replica(s); batch 4 per replica, 8 global" in (teacher / LOG_FILE).read_text()
     assert read_history(teacher / "history.csv")["epoch"] == [0.0, 1.0]
     assert json.loads((teacher / "metrics.json").read_text())["epochs_run"] == 2
     # the recipe's distribute section instead of --strategy; per-replica batch; online teacher
@@ -113,7 +115,7 @@ def test_mirrored_train_and_distill_on_two_logical_cpus(workspace, tmp_path):
         "distill", "--config", str(per_replica), "--teacher", str(teacher / "best.keras"), "--out", str(student),
         LEAN_KD_CPU_DEVICES="2",
     )
-    assert "MirroredStrategy: 2 replica(s); batch 4 per replica, 8 global (pipeline.batch_size 4 read as per_replica)" in result.stderr
+    assert "MirroredStrategy: 2 replica(s); batch 4 per replica, 8 global (pipeline.batch_size 4 read as per_replica)" in (student / LOG_FILE).read_text()
     assert {"kd", "ce", "val_map"} <= set(read_history(student / "history.csv"))
     assert len(weights(student / "best.keras")) == len(weights(workspace / "student.keras"))
 
@@ -165,11 +167,11 @@ def test_run_and_qat_export_with_the_recipe_strategy(workspace, tmp_path):
     recipe = write_recipe(workspace, tmp_path / "r.yaml", extra="distribute: {strategy: mirrored}\n")
     run = tmp_path / "run"
     result = lean_kd("run", "--config", str(recipe), "--out", str(run), "--until", "teacher", LEAN_KD_CPU_DEVICES="2")
-    assert "MirroredStrategy: 2 replica(s)" in result.stderr
+    assert "MirroredStrategy: 2 replica(s)" in (run / LOG_FILE).read_text()
     assert read_history(run / "teacher" / "history.csv")["epoch"] == [0.0, 1.0]
     out = tmp_path / "student_int8.tflite"
     result = lean_kd(
-        "export", "--model", str(workspace / "student.keras"), "--quant", "int8", "--qat", "--config", str(recipe),
+        "-v", "export", "--model", str(workspace / "student.keras"), "--quant", "int8", "--qat", "--config", str(recipe),
         "--teacher", str(run / "teacher" / "best.keras"), "--qat-epochs", "1", "--out", str(out),
         LEAN_KD_CPU_DEVICES="2",
     )
