@@ -3,8 +3,8 @@
 MediaPipe's AudioClassifier loads a model with no glue code when the model carries:
 
 - a ``TFLITE_METADATA`` entry in the model's metadata list pointing to a buffer that holds a
-  ``ModelMetadata`` flatbuffer (identifier ``M001``, schema ``metadata_schema.fbs``, vendored
-  as :mod:`lean_kd.export._metadata_schema`);
+  ``ModelMetadata`` flatbuffer (identifier ``M001``, schema ``metadata_schema.fbs``, written by
+  :mod:`lean_kd.export.metadata_flatbuffer` and read by :mod:`lean_kd_pi.tflite_metadata`);
 - on its single input, ``AudioProperties`` (sample rate, channels), which needs metadata
   parser 1.3.0;
 - on its single output, a label file of type ``TENSOR_AXIS_LABELS``;
@@ -29,11 +29,11 @@ from ai_edge_litert import schema_py_generated as schema
 
 from lean_kd.bench.graph import read_tflite_bytes
 from lean_kd.errors import ExportError, ModelError
-from lean_kd.export import _metadata_schema as meta
+from lean_kd.export.metadata_flatbuffer import METADATA_IDENTIFIER, TensorInfo, model_metadata
+from lean_kd_pi.tflite_metadata import audio_metadata, embedded_labels, metadata_buffer, model_info
 
 METADATA_NAME = "TFLITE_METADATA"
 MODEL_IDENTIFIER = b"TFL3"
-METADATA_IDENTIFIER = b"M001"
 MIN_PARSER_VERSION = "1.3.0"  # AudioProperties was added in metadata schema 1.3.0
 LABEL_FILE = "labels.txt"
 
@@ -95,112 +95,41 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     data = read_tflite_bytes(path)
-    raw = _metadata_bytes(data)
+    raw = metadata_buffer(data)
     if raw is None:
         raise ModelError(f"{path}: has no {METADATA_NAME} metadata; export it with lean-kd export")
-    if not meta.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
+    if raw[4:8] != METADATA_IDENTIFIER:
         raise ModelError(
             f"{path}: the {METADATA_NAME} buffer is not a metadata flatbuffer (no 'M001')"
         )
-    model_meta = meta.ModelMetadataT.InitFromObj(meta.ModelMetadata.GetRootAs(raw, 0))
-    found = {
-        key: _name(getattr(model_meta, key))
-        for key in ("name", "description", "version", "author", "license")
-    }
-    found["min_parser_version"] = _name(model_meta.minParserVersion)
-    found.update(_audio_facts(model_meta, data, path))
-    return found
+    return {**model_info(raw), **_audio_facts(data, path)}
 
 
 def _metadata_buffer(sample_rate: int, channels: int, info: ModelInfo) -> bytes:
-    audio = meta.ContentT(
-        contentPropertiesType=meta.ContentProperties.AudioProperties,
-        contentProperties=meta.AudioPropertiesT(sampleRate=sample_rate, channels=channels),
+    audio = TensorInfo(
+        "audio", "Mono waveform in [-1, 1].", sample_rate=sample_rate, channels=channels
     )
-    scores = meta.ContentT(
-        contentPropertiesType=meta.ContentProperties.FeatureProperties,
-        contentProperties=meta.FeaturePropertiesT(),
-    )
-    label_file = meta.AssociatedFileT(
-        name=LABEL_FILE,
-        description="Class names, one per line, in score order.",
-        type=meta.AssociatedFileType.TENSOR_AXIS_LABELS,
-    )
-    subgraph = meta.SubGraphMetadataT(
-        inputTensorMetadata=[
-            meta.TensorMetadataT(
-                name="audio", description="Mono waveform in [-1, 1].", content=audio
-            )
-        ],
-        outputTensorMetadata=[
-            meta.TensorMetadataT(
-                name="scores",
-                description="Class scores.",
-                content=scores,
-                stats=meta.StatsT(max=[1.0], min=[0.0]),
-                associatedFiles=[label_file],
-            )
-        ],
-    )
-    root = meta.ModelMetadataT(
-        name=info.name,
-        description=info.description,
-        version=info.version,
-        author=info.author,
-        license=info.license,
-        subgraphMetadata=[subgraph],
-        minParserVersion=MIN_PARSER_VERSION,
-    )
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(root.Pack(builder), file_identifier=METADATA_IDENTIFIER)
-    return bytes(builder.Output())
+    scores = TensorInfo(
+        "scores", "Class scores.", score_range=(0.0, 1.0),
+        label_file=(LABEL_FILE, "Class names, one per line, in score order."),
+    )  # fmt: skip
+    texts = {**dataclasses.asdict(info), "min_parser_version": MIN_PARSER_VERSION}
+    return model_metadata(info=texts, inputs=[audio], outputs=[scores])
 
 
-def _audio_facts(model_meta: meta.ModelMetadataT, data: bytes, path: Path) -> dict[str, Any]:
+def _audio_facts(data: bytes, path: Path) -> dict[str, Any]:
     """Sample rate and channels of input 0, and the labels of output 0's label file."""
-    subgraph = (model_meta.subgraphMetadata or [None])[0]
-    inputs = (subgraph.inputTensorMetadata if subgraph else None) or []
-    outputs = (subgraph.outputTensorMetadata if subgraph else None) or []
-    content = inputs[0].content if inputs else None
-    if content is None or content.contentPropertiesType != meta.ContentProperties.AudioProperties:
+    found = audio_metadata(data)
+    if not found["sample_rate_hz"]:
         raise ModelError(f"{path}: the metadata has no AudioProperties on the input tensor")
-    files = (
-        [
-            _name(f.name)
-            for f in (outputs[0].associatedFiles or [])
-            if f.type == meta.AssociatedFileType.TENSOR_AXIS_LABELS
-        ]
-        if outputs
-        else []
-    )
-    if not files:
+    if not found["label_files"]:
         raise ModelError(
             f"{path}: the metadata names no TENSOR_AXIS_LABELS file on the output tensor"
         )
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            text = archive.read(files[0]).decode("utf-8")
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(
-            f"{path}: label file {files[0]!r} is not packed in the model ({exc})"
-        ) from None
-    return {
-        "sample_rate": int(content.contentProperties.sampleRate),
-        "channels": int(content.contentProperties.channels),
-        "labels": text.splitlines(),
-    }
-
-
-def _metadata_bytes(model: bytes) -> bytes | None:
-    root = schema.Model.GetRootAs(model, 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if _name(entry.Name()) == METADATA_NAME:
-            buffer = root.Buffers(entry.Buffer())
-            if buffer.Offset() > 1:  # data stored after the flatbuffer (models > 2 GB)
-                return model[buffer.Offset() : buffer.Offset() + buffer.Size()]
-            return buffer.DataAsNumpy().tobytes()
-    return None
+    labels = embedded_labels(data, found["label_files"])
+    if labels is None:
+        raise ModelError(f"{path}: label file {found['label_files'][0]!r} is not packed in the model")
+    return {"sample_rate": found["sample_rate_hz"], "channels": found["channels"], "labels": labels}
 
 
 def _unpack_model(model: bytes) -> schema.ModelT:

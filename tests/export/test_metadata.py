@@ -11,12 +11,11 @@ import pytest
 from ai_edge_litert import schema_py_generated as schema
 
 import export_helpers as h
-import mediapipe_env
 from lean_kd.bench.metadata import read_audio_metadata
 from lean_kd.errors import ExportError, ModelError
-from lean_kd.export import _metadata_schema as meta
 from lean_kd.export.metadata import METADATA_NAME, ModelInfo, add_metadata, read_metadata
 from lean_kd.export.verify import tflite_scores
+from lean_kd_pi import tflite_metadata as reader
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +38,6 @@ def _metadata_entries(data: bytes) -> list[str]:
     return [root.Metadata(i).Name().decode() for i in range(root.MetadataLength())]
 
 
-def _model_metadata(data: bytes) -> meta.ModelMetadataT:
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
-    (entry,) = [m for m in model.metadata if m.name.decode() == METADATA_NAME]
-    raw = bytes(model.buffers[entry.buffer].data)
-    assert meta.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0)
-    return meta.ModelMetadataT.InitFromObj(meta.ModelMetadata.GetRootAs(raw, 0))
-
-
 def test_read_metadata_round_trip(with_metadata):
     assert read_metadata(with_metadata) == {
         "name": "tones",
@@ -62,20 +53,18 @@ def test_read_metadata_round_trip(with_metadata):
 
 
 def test_metadata_layout_is_what_mediapipe_reads(with_metadata):
-    (subgraph,) = _model_metadata(with_metadata.read_bytes()).subgraphMetadata
-    (audio,), (scores,) = subgraph.inputTensorMetadata, subgraph.outputTensorMetadata
-    assert audio.name == b"audio"
-    assert audio.content.contentPropertiesType == meta.ContentProperties.AudioProperties
-    assert (
-        audio.content.contentProperties.sampleRate,
-        audio.content.contentProperties.channels,
-    ) == (16000, 1)
-    assert scores.name == b"scores"
-    (label_file,) = scores.associatedFiles
-    assert (label_file.name, label_file.type) == (
-        b"labels.txt",
-        meta.AssociatedFileType.TENSOR_AXIS_LABELS,
-    )
+    """Field by field, with the flatbuffer reader of the device runner (slots of the schema)."""
+    raw = reader.metadata_buffer(with_metadata.read_bytes())
+    assert raw[4:8] == b"M001"
+    (subgraph,) = reader._root(raw).tables(3)  # ModelMetadata.subgraph_metadata
+    (audio,), (scores,) = subgraph.tables(2), subgraph.tables(3)
+    assert audio.raw(0) == b"audio" and scores.raw(0) == b"scores"
+    content = audio.table(3)
+    assert content.scalar(0, "B") == reader.AUDIO_PROPERTIES
+    assert (content.table(1).scalar(0, "I"), content.table(1).scalar(1, "I")) == (16000, 1)
+    assert scores.table(3).scalar(0, "B") == 1  # FeatureProperties
+    (label_file,) = scores.tables(6)
+    assert (label_file.raw(0), label_file.scalar(2, "b")) == (b"labels.txt", reader.TENSOR_AXIS_LABELS)
     with zipfile.ZipFile(io.BytesIO(with_metadata.read_bytes())) as archive:
         assert archive.namelist() == ["labels.txt"]
         assert archive.read("labels.txt") == b"low\nmid\nhigh\n"
@@ -149,13 +138,3 @@ def test_read_metadata_errors_name_the_file(plain_bytes, with_metadata, tmp_path
         read_metadata(unzipped)
 
 
-def test_vendored_schema_is_the_mediapipe_module():
-    """The vendored file is mediapipe's generated module plus our header, nothing else."""
-    if not mediapipe_env.PYTHON.is_file():
-        pytest.skip(f"{mediapipe_env.VENV} not found (python tests/export/mediapipe_env.py setup)")
-    (original,) = mediapipe_env.VENV.glob(
-        "lib/python*/site-packages/mediapipe/tasks/metadata/metadata_schema_py_generated.py"
-    )
-    vendored = Path(meta.__file__).read_text()
-    assert vendored.endswith(original.read_text())
-    assert vendored[: -len(original.read_text())].count("\n# fmt: off\n") == 1

@@ -80,6 +80,16 @@ def metadata_buffer(model: bytes) -> bytes | None:
     return None
 
 
+MODEL_INFO_FIELDS = {"name": 0, "description": 1, "version": 2, "author": 4, "license": 5,
+                     "min_parser_version": 7}  # ModelMetadata string fields  # fmt: skip
+
+
+def model_info(meta: bytes) -> dict[str, str]:
+    """The text fields of a ModelMetadata buffer ("" where absent)."""
+    root = _root(meta)
+    return {key: (root.raw(slot) or b"").decode() for key, slot in MODEL_INFO_FIELDS.items()}
+
+
 def audio_metadata(model: bytes) -> dict:
     """``{"sample_rate_hz", "channels", "label_files"}`` of input 0 / output 0 (None, [] if absent).
 
