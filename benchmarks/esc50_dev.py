@@ -74,8 +74,12 @@ def finished(run_dir: Path, work: Callable[[], Any]) -> dict[str, Any]:
     return json.loads(metrics_path.read_text())
 
 
-def fold_runs(base: Recipe, out: Path, fold: int, seeds: list[int], students: bool) -> list[dict]:
-    """Every run of one test fold: probe, teacher, then (optionally) the students per seed."""
+def fold_runs(
+    base: Recipe, out: Path, fold: int, seeds: list[int], students: bool, methods: list[str]
+) -> list[dict]:
+    """Every run of one test fold: probe, teacher, then (optionally) the students per seed.
+
+    Student methods outside ``methods`` are not trained, but their finished runs are reported."""
     recipe = fold_recipe(base, fold)
     index = experiment.load_data(recipe)
     folder = out / f"fold{fold}"
@@ -100,6 +104,8 @@ def fold_runs(base: Recipe, out: Path, fold: int, seeds: list[int], students: bo
                 cache=dataclasses.replace(base.cache, targets=targets),
             )  # fmt: skip
             run_dir = folder / f"{method.lower().replace(', ', '_').replace(' ', '')}_s{seed}"
+            if method not in methods and not (run_dir / "metrics.json").exists():
+                continue
             metrics = finished(run_dir, lambda: experiment.distill(
                 student, run_dir, cache_dir=cache, verbose=2
             ))  # fmt: skip
@@ -167,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         "--folds", type=int, nargs="+", default=list(FOLDS),
         help="test folds to run (a subset writes esc50_dev_partial.md instead of the table)",
     )  # fmt: skip
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
+        help="student rows to train (finished runs of the others are still reported)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if not args.data.is_dir():
@@ -177,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("LEAN_KD_YAMNET", str(weights))
     base = load_recipe(args.recipe, data={"root": str(args.data)})
     start = time.perf_counter()
-    rows = [r for fold in args.folds for r in fold_runs(base, args.out, fold, args.seeds, args.students)]
+    rows = [r for fold in args.folds for r in fold_runs(base, args.out, fold, args.seeds, args.students, args.methods)]
     write_results(rows, args, time.perf_counter() - start)
     return 0
 

@@ -23,7 +23,7 @@ from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher
 from lean_kd.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
 from lean_kd.metrics import evaluate_scores
-from lean_kd.recipe import CacheSection, ModelSection, Recipe, TrainingSection
+from lean_kd.recipe import ModelSection, Recipe, TrainingSection
 from lean_kd.training import FitResult, fit
 
 logger = logging.getLogger(__name__)
@@ -178,17 +178,31 @@ def distillation_loss(recipe: Recipe, index: DatasetIndex) -> Any:
     return build_loss(list(recipe.loss) or default_loss(index, distill=True))
 
 
-def cached_teacher_crops(
-    cache_dir: str | Path, index: DatasetIndex, settings: CacheSection
-) -> tuple[CropTable, CropTable]:
+def cached_teacher_crops(cache_dir: str | Path, index: DatasetIndex, recipe: Recipe) -> tuple[CropTable, CropTable]:
     """Train and val crop tables of the teacher cache at ``cache_dir``, checked against ``index``
-    and the recipe's cache ``settings`` (before any training starts)."""
+    and the recipe (crops, audio and augmentation) before any model is built."""
+    settings = recipe.cache
     cache = TeacherCache(Path(cache_dir), index=index)
-    if cache.meta.crops_per_clip != settings.crops_per_clip:
+    meta = cache.meta
+    if meta.crops_per_clip != settings.crops_per_clip:
         raise DataError(
-            f"{cache_dir}: the teacher cache holds {cache.meta.crops_per_clip} crops per clip, the "
+            f"{cache_dir}: the teacher cache holds {meta.crops_per_clip} crops per clip, the "
             f"recipe asks for cache.crops_per_clip {settings.crops_per_clip}; rebuild the cache "
             "(lean-kd cache-teacher) or change the recipe"
+        )
+    audio = recipe.audio
+    if (meta.sample_rate, meta.clip_samples) != (audio.sample_rate, audio.clip_samples):
+        raise DataError(
+            f"{cache_dir}: the teacher cache holds crops of {meta.clip_samples} samples at "
+            f"{meta.sample_rate} Hz, the recipe's audio asks for {audio.clip_samples} at "
+            f"{audio.sample_rate} Hz; rebuild the cache (lean-kd cache-teacher) or change the recipe"
+        )
+    if recipe.augment.mixup_alpha > 0:  # consistent teaching: the teacher must see the mixed clip
+        raise ConfigError(
+            f"{cache_dir}: the teacher cache holds the teacher's outputs on unmixed crops, but the "
+            f"recipe mixes clips (augment.mixup_alpha {recipe.augment.mixup_alpha}); a student "
+            "taught on other views than its teacher saw learns wrong targets. Distil from the "
+            "teacher online (cache.enabled: false, --teacher) or set mixup_alpha to 0"
         )
     return tuple(  # type: ignore[return-value]
         cache.crop_table(index.split(split), targets=settings.targets) for split in ("train", "val")
@@ -214,7 +228,7 @@ def distill(
     with scope.scope():
         loss = distillation_loss(recipe, index)
         if loss.needs_teacher and cache_dir is not None:
-            crops, val_crops = cached_teacher_crops(cache_dir, index, recipe.cache)
+            crops, val_crops = cached_teacher_crops(cache_dir, index, recipe)
         if loss.needs_teacher and crops is None:
             path = teacher_path or recipe.teacher.checkpoint
             if not path:

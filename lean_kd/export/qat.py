@@ -287,7 +287,7 @@ def qat_from_recipe(
         )
     teacher = crops = val_crops = None
     if loss.needs_teacher and cache_dir:
-        crops, val_crops = experiment.cached_teacher_crops(cache_dir, index, recipe.cache)
+        crops, val_crops = experiment.cached_teacher_crops(cache_dir, index, recipe)
     elif loss.needs_teacher:
         with scope.scope():
             teacher = experiment.load_model(teacher_path)

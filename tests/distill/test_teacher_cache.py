@@ -132,11 +132,21 @@ def test_clip_targets_give_every_crop_its_clips_mean_logits(cache_dir, index):
     np.testing.assert_array_equal(clips.arrays["teacher_embeddings"], crops.arrays["teacher_embeddings"])
 
 
-def test_cache_built_with_other_crops_is_refused_before_training(cache_dir, index):
+def test_cache_built_with_other_settings_is_refused_before_training(cache_dir, index):
+    from lean_kd.config import AugmentConfig
+    from lean_kd.errors import ConfigError
     from lean_kd.experiment import cached_teacher_crops
-    from lean_kd.recipe import CacheSection
+    from lean_kd.recipe import CacheSection, Recipe
+
+    def recipe(**changes):
+        sections = {"audio": AUDIO, "cache": CacheSection(crops_per_clip=3, targets="clip")}
+        return Recipe(**(sections | changes))
 
     with pytest.raises(DataError, match="holds 3 crops per clip, the recipe asks for cache.crops_per_clip 9"):
-        cached_teacher_crops(cache_dir, index, CacheSection(crops_per_clip=9))
-    train, val = cached_teacher_crops(cache_dir, index, CacheSection(crops_per_clip=3, targets="clip"))
+        cached_teacher_crops(cache_dir, index, recipe(cache=CacheSection(crops_per_clip=9)))
+    with pytest.raises(DataError, match="crops of 16000 samples at 16000 Hz, the recipe's audio asks for 32000"):
+        cached_teacher_crops(cache_dir, index, recipe(audio=AudioConfig(clip_seconds=2.0)))
+    with pytest.raises(ConfigError, match=r"unmixed crops, but the recipe mixes clips \(augment.mixup_alpha 0.4\)"):
+        cached_teacher_crops(cache_dir, index, recipe(augment=AugmentConfig(mixup_alpha=0.4)))
+    train, val = cached_teacher_crops(cache_dir, index, recipe())
     assert train.offsets.shape[1] == 3 and len(val.offsets) == len(index.split("val"))
