@@ -74,7 +74,10 @@ class TrainingSection:
     decay_rate: float = 0.5  # exponential: factor per decay_epochs
     decay_epochs: float = 10.0
     early_stopping_patience: int = 0  # 0: off
-    monitor: str = "val_map"  # val_map | val_auc_pr | val_loss
+    # val_map | val_auc_pr | val_loss: best.keras is the epoch with the best value. none: the last
+    # epoch, for validation splits too small to pick an epoch by (a few clips per class: the
+    # best epoch of a noisy score is noise; a cosine schedule ends at the converged weights).
+    monitor: str = "val_map"
     seed: int = 0
     # keras_fit: gradient training of the model. linear_head: the backbone stays frozen and the
     # classifier is a logistic regression fitted on every evaluation window of every training
@@ -91,10 +94,12 @@ class TrainingSection:
             raise ConfigError(
                 f"training.schedule must be 'constant', 'cosine' or 'exponential', got {self.schedule!r}"
             )
-        if self.monitor not in ("val_map", "val_auc_pr", "val_loss"):
+        if self.monitor not in ("val_map", "val_auc_pr", "val_loss", "none"):
             raise ConfigError(
-                f"training.monitor must be 'val_map', 'val_auc_pr' or 'val_loss', got {self.monitor!r}"
+                f"training.monitor must be 'val_map', 'val_auc_pr', 'val_loss' or 'none', got {self.monitor!r}"
             )
+        if self.monitor == "none" and self.early_stopping_patience:
+            raise ConfigError("training.early_stopping_patience needs a training.monitor other than 'none'")
         if not self.learning_rate > 0:
             raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
         if self.method not in TRAINING_METHODS:

@@ -4,7 +4,8 @@ Both teacher fine-tuning (``lean-kd train``) and distillation (``lean-kd distill
 :class:`lean_kd.distill.distiller.Distiller`; a plain run is a Distiller whose loss has no
 teacher term. A run directory holds::
 
-    best.keras      the student with the best validation ``monitor`` so far (with its class names)
+    best.keras      the student with the best validation ``monitor`` so far (with its class names);
+                    the last epoch's with ``monitor: none``
     final.keras     the student after the last epoch
     history.csv     one row per epoch (continued, not restarted, on resume)
     backup/         BackupAndRestore state: rerun the same command after a kill to continue
@@ -27,6 +28,7 @@ from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distribute import fit_inputs, steps_per_pass, write_dir
 from lean_kd.errors import ConfigError
+from lean_kd.files import write_atomic
 from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
 from lean_kd.keras_progress import StepsProgbar
 from lean_kd.models.contract import set_class_names
@@ -164,7 +166,7 @@ def fit(
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
-        BestStudentCheckpoint(best_path, monitor=training.monitor, best=best),
+        *_best_checkpoint(best_path, training, best),
         *_early_stopping(training),
         *callbacks,
         StepsProgbar(steps),  # step/total from epoch 1
@@ -173,10 +175,16 @@ def fit(
     distiller.fit(**inputs, epochs=training.epochs, callbacks=all_callbacks, verbose=verbose)
     final_path = run_dir / "final.keras"
     save_model(distiller.student, final_path)
-    if not best_path.exists():  # the monitor was never defined: keep the final model
-        shutil.copyfile(final_path, best_path)
+    if training.monitor == "none" or not best_path.exists():  # none, or never defined: the last
+        write_atomic(best_path, final_path.read_bytes())
     history = read_history(history_path)
     return FitResult(run_dir, best_path, final_path, history, len(next(iter(history.values()), [])))
+
+
+def _best_checkpoint(path: Path, training: TrainingSection, best: float | None) -> list[keras.callbacks.Callback]:
+    if training.monitor == "none":  # the last epoch is kept
+        return []
+    return [BestStudentCheckpoint(path, monitor=training.monitor, best=best)]
 
 
 def _early_stopping(training: TrainingSection) -> list[keras.callbacks.Callback]:

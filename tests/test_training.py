@@ -111,3 +111,16 @@ def test_same_seed_gives_identical_weights(recipe, tmp_path):
     other_seed = Recipe(**{**fresh.__dict__, "teacher_training": TrainingSection(epochs=1, learning_rate=3e-3, seed=6)})
     third = experiment.load_model(experiment.train(other_seed, tmp_path / "run3", verbose=0).final_path)
     assert not all(np.array_equal(a, b) for a, b in zip(first, third.get_weights()))
+
+
+def test_monitor_none_keeps_the_last_epoch(recipe, tmp_path):
+    """A validation split too small to choose an epoch by: best.keras is the final model, also
+    over a best.keras left by an earlier run in the same folder."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "best.keras").write_bytes(b"an older run's checkpoint")
+    last = Recipe(**{**recipe.__dict__, "teacher_training": TrainingSection(epochs=2, learning_rate=3e-3, monitor="none")})
+    result = experiment.train(last, run_dir, verbose=0)
+    assert result.best_path.read_bytes() == result.final_path.read_bytes()
+    with pytest.raises(ConfigError, match="early_stopping_patience needs a training.monitor other than 'none'"):
+        TrainingSection(monitor="none", early_stopping_patience=3)
