@@ -7,13 +7,16 @@ recipe ``models/recipes/esc50_dev.yaml``:
 
 - **probe**: the floor, a logistic regression on clip-pooled frozen-YAMNet outputs;
 - **teacher**: the recipe's teacher (frozen YAMNet, linear head fitted on every window);
-- with ``--students``: LEAN without KD and LEAN with each method in ``METHODS``, distilled from
-  the teacher's cache.
+- with ``--students``: the rows of ``METHODS`` per seed: LEAN without KD and with each
+  distillation method from the teacher's cache; KD with mixup, where the teacher runs online on
+  the mixed clip (consistent teaching: a cache holds unmixed crops only); lean_tiny distilled.
+  Rows marked ``int8`` are also exported as int8 TFLite and scored from the file.
 
 The probe and the linear-head teacher have no random part (a convex fit on fixed features): their
 spread is over folds only, and they run once per fold. Students run per seed.
 
     python benchmarks/esc50_dev.py [--out benchmarks/runs/esc50_dev] [--seeds 0 1 2] [--students]
+        [--methods "LEAN, KD" ...] [--folds 1 2]
 
 Finished runs (their ``metrics.json``) are reused, so an interrupted benchmark resumes. Writes
 benchmarks/results/esc50_dev.md (the table) and esc50_dev.json (every run).
@@ -46,12 +49,26 @@ RECIPE = HERE.parent / "models" / "recipes" / "esc50_dev.yaml"
 SHARED = HERE.parent.parent / "shared"
 FOLDS = (1, 2, 3, 4)
 KD = {"name": "hinton_kd", "temperature": 2.0, "lambda": 1.0}
-# student rows: (distillation loss, cache.targets); "clip": the teacher's verdict on the whole clip
-METHODS: dict[str, tuple[list[dict[str, Any]], str]] = {
-    "LEAN, no KD": ([{"name": "ce"}], "crop"),
-    "LEAN, KD": ([KD], "crop"),
-    "LEAN, KD on clip targets": ([KD], "clip"),
-    "LEAN, KD + PKT": ([KD, {"name": "pkt", "weight": 1.0}], "crop"),
+
+
+@dataclasses.dataclass(frozen=True)
+class Student:
+    """One student row: what is trained and how it is taught."""
+
+    loss: tuple[dict[str, Any], ...]
+    targets: str = "crop"  # cache.targets; "clip": the teacher's verdict on the whole clip
+    model: str = "lean"  # the registry name (the recipe's student options apply to "lean")
+    mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
+    int8: bool = False  # also export int8 TFLite and evaluate it
+
+
+METHODS: dict[str, Student] = {
+    "LEAN, no KD": Student(({"name": "ce"},)),
+    "LEAN, KD": Student((KD,), int8=True),
+    "LEAN, KD on clip targets": Student((KD,), targets="clip"),
+    "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
+    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4),
+    "lean_tiny, KD": Student((KD,), model="lean_tiny", int8=True),
 }
 logger = logging.getLogger("esc50_dev")
 
@@ -90,7 +107,7 @@ def fold_runs(
         ))),  # fmt: skip
         _row("teacher (frozen YAMNet, window head)", fold, None, finished(
             folder / "teacher", lambda: experiment.train(recipe, folder / "teacher", verbose=0)
-        )),  # fmt: skip
+        ), folder / "teacher" / "best.keras"),  # fmt: skip
     ]
     if not students:
         return rows
@@ -98,35 +115,89 @@ def fold_runs(
     if not (cache / META_FILE).exists():
         experiment.cache_teacher(recipe, folder / "teacher" / "best.keras", cache, progress=False)
     for seed in seeds:
-        for method, (loss, targets) in METHODS.items():
-            student = dataclasses.replace(
-                fold_recipe(base, fold, seed), loss=tuple(loss),
-                cache=dataclasses.replace(base.cache, targets=targets),
-            )  # fmt: skip
+        for method, student in METHODS.items():
             run_dir = folder / f"{method.lower().replace(', ', '_').replace(' ', '')}_s{seed}"
             if method not in methods and not (run_dir / "metrics.json").exists():
                 continue
+            teach = student_recipe(fold_recipe(base, fold, seed), student)
+            online = folder / "teacher" / "best.keras" if student.mixup_alpha else None
             metrics = finished(run_dir, lambda: experiment.distill(
-                student, run_dir, cache_dir=cache, verbose=2
+                teach, run_dir, cache_dir=None if online else cache, teacher_path=online, verbose=2
             ))  # fmt: skip
-            rows.append(_row(method, fold, seed, metrics))
+            rows.append(_row(method, fold, seed, metrics, run_dir / "best.keras"))
+            if student.int8:
+                int8 = finished_int8(run_dir, teach, index)
+                rows.append(_row(f"{method}, int8 TFLite", fold, seed, int8, run_dir / "best.keras"))
     return rows
 
 
-def _row(model: str, fold: int, seed: int | None, metrics: dict[str, Any]) -> dict[str, Any]:
+def student_recipe(recipe: Recipe, student: Student) -> Recipe:
+    """``recipe`` with the student row's model, loss, targets and mixup."""
+    model = recipe.student
+    if student.model != model.name:  # another architecture: its own registry defaults
+        model = dataclasses.replace(model, name=student.model, options={})
+    return dataclasses.replace(
+        recipe, student=model, loss=student.loss,
+        cache=dataclasses.replace(recipe.cache, targets=student.targets, enabled=not student.mixup_alpha),
+        augment=dataclasses.replace(recipe.augment, mixup_alpha=student.mixup_alpha),
+    )  # fmt: skip
+
+
+def finished_int8(run_dir: Path, recipe: Recipe, index: Any) -> dict[str, Any]:
+    """Test metrics of the run's best model as int8 TFLite (exported once, then reused)."""
+    path = run_dir / "int8" / "metrics.json"
+    if not path.exists():
+        from lean_kd.evaluation import evaluate_model
+        from lean_kd.export.representative import representative_from_index
+        from lean_kd.export.tflite import export_tflite, input_samples
+
+        model = experiment.load_model(run_dir / "best.keras")
+        path.parent.mkdir(exist_ok=True)
+        samples = input_samples(model)
+        calibration = [w.reshape(-1)[:samples] for w, _ in representative_from_index(
+            index, sample_rate=recipe.audio.sample_rate, num_samples=samples,
+            count=recipe.export.num_calibration,
+        )]  # fmt: skip
+        start = time.perf_counter()
+        exported = export_tflite(
+            model, quant="int8", out=run_dir / "int8" / "model.tflite", labels=list(index.class_names),
+            sample_rate=recipe.audio.sample_rate, representative=calibration, lstm=recipe.export.lstm,
+        )  # fmt: skip
+        report = evaluate_model(exported.path, index, split="test", audio=recipe.audio, progress=False)
+        metrics = {
+            "test": report, "parameters": int(model.count_params()),
+            "wall_seconds": round(time.perf_counter() - start, 1), "size_bytes": exported.size_bytes,
+        }  # fmt: skip
+        write_atomic(path, json.dumps(metrics, indent=1))
+    return json.loads(path.read_text())
+
+
+def _row(
+    model: str, fold: int, seed: int | None, metrics: dict[str, Any], checkpoint: Path | None = None
+) -> dict[str, Any]:
     test = metrics["test"]
     return {
         "model": model, "fold": fold, "seed": seed, "accuracy": test["accuracy"],
         "map": test["map"], "wall_seconds": metrics.get("wall_seconds"),
-        "parameters": metrics.get("parameters"),
+        "parameters": metrics.get("parameters"), "size_bytes": metrics.get("size_bytes"),
+        "checkpoint": str(checkpoint) if checkpoint else None,
     }  # fmt: skip
+
+
+def macs_per_window(checkpoint: str | None) -> str:
+    """Multiply-accumulates of one 1 s window of the Keras model (the int8 file runs the same ops)."""
+    if checkpoint is None:
+        return "—"
+    from lean_kd.models.macs import count_macs
+
+    return f"{count_macs(experiment.load_model(checkpoint)) / 1e6:.0f} M"
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """Markdown rows: mean ± std over folds (x seeds) of test accuracy and mAP per model."""
     lines = [
-        "| model | runs | test accuracy | test mAP | parameters | wall s per run |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | runs | test accuracy | test mAP | parameters | MACs per 1 s | file | wall s per run |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
@@ -134,10 +205,12 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         ddof = 1 if len(mine) > 1 else 0
         seconds = [r["wall_seconds"] for r in mine if r["wall_seconds"] is not None]
         params = mine[0]["parameters"] or "—"
+        size = f"{mine[0]['size_bytes'] / 2**20:.2f} MiB" if mine[0].get("size_bytes") else "—"
         wall = f"{np.mean(seconds):.0f}" if seconds else "—"
         lines.append(
             f"| {model} | {len(mine)} | {acc.mean():.3f} ± {acc.std(ddof=ddof):.3f} | "
-            f"{ap.mean():.3f} ± {ap.std(ddof=ddof):.3f} | {params} | {wall} |"
+            f"{ap.mean():.3f} ± {ap.std(ddof=ddof):.3f} | {params} | "
+            f"{macs_per_window(mine[0].get('checkpoint'))} | {size} | {wall} |"
         )
     return lines
 
