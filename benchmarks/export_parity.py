@@ -34,7 +34,7 @@ from lean_kd.export.quantize import QUANT_MODES
 from lean_kd.export.representative import representative_from_index
 from lean_kd.export.tflite import export_tflite, input_samples
 from lean_kd.export.verify import keras_scores, tflite_scores
-from lean_kd.metrics import aggregate_windows, evaluate_scores
+from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
 from lean_kd.models.registry import load_model
 from lean_kd.recipe import Recipe, load_recipe
 

@@ -30,7 +30,7 @@ import numpy as np
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.bench.profile import profile_model
 from lean_kd.bench.profile_report import profile_markdown
-from lean_kd_pi.timing import load_model
+from lean_kd_runtime.timing import load_model
 
 from lean_kd.bench.report import markdown_table, write_text
 from lean_kd.export.tflite import export_tflite

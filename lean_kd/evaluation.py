@@ -6,7 +6,7 @@ the model's input length (1 s, 50 % hop by default); a scorer turns a window bat
 probabilities (Keras: softmax or sigmoid of the logits per the model spec, as
 :func:`lean_kd.experiment.evaluate_keras`; TFLite: one invoke per window from reset variable
 tensors, the scores the exported graph computes); :func:`lean_kd.models.inference.scored_windows`
-averages each clip's windows and :func:`lean_kd.metrics.evaluate_scores` gives the metrics.
+averages each clip's windows and :func:`lean_kd_runtime.metrics.evaluate_scores` gives the metrics.
 
 The report (:func:`evaluate_model`, JSON-ready): ``model`` (path), ``format`` ("keras" or
 "tflite"), ``split``, ``dataset``, ``size_bytes`` (model file), ``sample_rate``,
@@ -36,7 +36,7 @@ from lean_kd.data.pipeline import AudioPipeline
 from lean_kd.errors import ConfigError, DataError, LeanKDError, ModelError
 from lean_kd.export.metadata import read_metadata
 from lean_kd.export.verify import classifier_io, invoke_windows, load_interpreter
-from lean_kd.metrics import evaluate_scores
+from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.models.contract import class_names, model_spec
 from lean_kd.models.inference import ClipScores, keras_scorer, scored_windows
 from lean_kd.models.registry import load_model

@@ -22,7 +22,7 @@ from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
 from lean_kd.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
-from lean_kd.metrics import evaluate_scores
+from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.recipe import CacheSection, ModelSection, Recipe, TrainingSection
 from lean_kd.training import FitResult, fit
 

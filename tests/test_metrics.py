@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from lean_kd import metrics
+from lean_kd_runtime import metrics
 from lean_kd.audio.windows import num_windows
 from lean_kd.errors import ConfigError, DataError
 
@@ -283,7 +283,7 @@ def test_numpy_metrics_do_not_import_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = "import sys, lean_kd.metrics; print('tensorflow' in sys.modules)"
+    code = "import sys, lean_kd_runtime.metrics; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -291,7 +291,7 @@ def test_numpy_metrics_do_not_import_tensorflow() -> None:
 _MIRRORED_SCRIPT = """
 import json, numpy as np
 from lean_kd._keras import keras, tf
-from lean_kd import metrics
+from lean_kd_runtime import metrics
 from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

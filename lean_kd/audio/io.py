@@ -3,7 +3,7 @@
 Decoding uses soundfile (WAV, FLAC, OGG...) and resampling soxr, as librosa does; both run in
 C without TensorFlow, so this module serves tf.data (through ``tf.numpy_function``), the
 device-side runners' reference and plain scripts alike. The checks and scaling that the
-TensorFlow-free device runner needs too live in ``lean_kd_pi.audio`` and are re-exported here.
+TensorFlow-free device runner needs too live in ``lean_kd_runtime.audio`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import soxr
-from lean_kd_pi.audio import peak_safe, to_mono, valid_audio  # shared with the device runner
+from lean_kd_runtime.audio import peak_safe, to_mono, valid_audio  # shared with the device runner
 
 from lean_kd.errors import AudioInputError
 

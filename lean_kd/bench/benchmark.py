@@ -1,6 +1,6 @@
 """``run_benchmark``: latency, memory, size and MACs of a TFLite model, optionally vs a baseline.
 
-The measurement is the Raspberry Pi runner's (``lean_kd_pi.bench.run_bench``: explicit thread
+The measurement is the Raspberry Pi runner's (``lean_kd_runtime.bench.run_bench``: explicit thread
 counts, warm-up, timed invokes interleaved with the baseline in blocks, memory from fresh
 subprocesses), so host and device figures mean the same; this module adds what needs the
 host's libraries (MACs from the TFLite schema module, a progress bar) and validates the report against :mod:`lean_kd.bench.schema` before returning it.
@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lean_kd_pi import bench as runner_bench
-from lean_kd_pi import timing as runner_timing
+from lean_kd_runtime import bench as runner_bench
+from lean_kd_runtime import timing as runner_timing
 from tqdm import tqdm
 
-from lean_kd.bench.graph import read_graph
+from lean_kd_runtime.tflite_graph import read_graph
 from lean_kd.bench.macs import count_macs
 from lean_kd.bench.schema import validate_report
 from lean_kd.errors import ConfigError

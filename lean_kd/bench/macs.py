@@ -28,7 +28,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
-from lean_kd.bench.graph import Op
+from lean_kd_runtime.tflite_graph import Op
 
 ZERO_COST_OPS = frozenset(
     """ABS ADD ADD_N ARG_MAX ARG_MIN AVERAGE_POOL_2D BROADCAST_ARGS BROADCAST_TO CAST CEIL

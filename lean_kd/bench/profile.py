@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from lean_kd_pi.timing import waveform_shape
+from lean_kd_runtime.timing import waveform_shape
 
 from lean_kd.bench import submodel
-from lean_kd.bench.graph import Op, read_graph, read_tflite_bytes
+from lean_kd_runtime.tflite_graph import Op, read_graph, read_tflite_bytes
 from lean_kd.bench.macs import count_macs
 from lean_kd.errors import ConfigError, ModelError
 

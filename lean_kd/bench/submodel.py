@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import flatbuffers
 from ai_edge_litert import schema_py_generated as schema
 
-from lean_kd.bench.graph import OP_NAMES
+from lean_kd_runtime.tflite_graph import OP_NAMES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ Only the tables lean_kd writes are here: ModelMetadata -> SubGraphMetadata -> Te
 label file as an AssociatedFile). Field slots and enum values are facts of the published
 ``metadata_schema.fbs`` (tflite-support / MediaPipe, identifier ``M001``); the MediaPipe
 AudioClassifier compatibility test (tests/export/test_mediapipe.py) and the device runner's
-reader (:mod:`lean_kd_pi.tflite_metadata`) are the judges of the bytes.
+reader (:mod:`lean_kd_runtime.tflite_metadata`) are the judges of the bytes.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.io import valid_audio
 from lean_kd.audio.windows import split_windows
 from lean_kd.errors import AudioInputError, ConfigError
-from lean_kd.metrics import aggregate_windows
+from lean_kd_runtime.metrics import aggregate_windows
 from lean_kd.models.contract import ModelSpec, check_waveform, model_spec
 
 

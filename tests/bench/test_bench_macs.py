@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.tflite_testing import EXPECTED_MACS
 
-from lean_kd.bench.graph import Op, read_graph
+from lean_kd_runtime.tflite_graph import Op, read_graph
 from lean_kd.bench.macs import count_macs
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from bench.tflite_testing import EXPECTED_MACS, attach_metadata, with_input
-from lean_kd_pi.timing import time_interleaved
+from lean_kd_runtime.timing import time_interleaved
 
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.bench.schema import validate_report

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lean_kd_pi import schema
+from lean_kd_runtime import schema
 
 from lean_kd.bench.schema import validate_report
 

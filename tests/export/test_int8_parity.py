@@ -31,7 +31,7 @@ from lean_kd.export.quantize import (
     share_quantization_vectors,
 )
 from lean_kd.export.verify import keras_scores, tflite_scores
-from lean_kd.metrics import mean_average_precision
+from lean_kd_runtime.metrics import mean_average_precision
 from lean_kd.models import registry
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`

@@ -15,7 +15,7 @@ from lean_kd.bench.metadata import read_audio_metadata
 from lean_kd.errors import ExportError, ModelError
 from lean_kd.export.metadata import METADATA_NAME, ModelInfo, add_metadata, read_metadata
 from lean_kd.export.verify import tflite_scores
-from lean_kd_pi import tflite_metadata as reader
+from lean_kd_runtime import tflite_metadata as reader
 
 
 @pytest.fixture(scope="module")

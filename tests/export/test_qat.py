@@ -31,7 +31,7 @@ from lean_kd.export.qat import (
 from lean_kd.export.representative import representative_from_index
 from lean_kd.export.tflite import convert, export_tflite
 from lean_kd.export.verify import keras_scores, tflite_scores
-from lean_kd.metrics import aggregate_windows, evaluate_scores
+from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
 from lean_kd.recipe import TrainingSection
 from lean_kd.training import student_metrics
 

@@ -25,7 +25,7 @@ import pytest
 import setuptools
 from ai_edge_litert.interpreter import Interpreter
 from bench.tflite_testing import attach_metadata, convert, with_input
-from lean_kd_pi import audio as pi_audio
+from lean_kd_runtime import audio as pi_audio
 from lean_kd_pi import metrics as pi_metrics
 from lean_kd_pi import stream as pi_stream
 from sklearn.metrics import average_precision_score
@@ -142,11 +142,10 @@ def test_setup_cfg_ships_every_package_and_the_runner():
     config.read(REPO / "setup.cfg")
     listed = config["options"]["packages"].split()
     on_disk = setuptools.find_packages(str(REPO), include=["lean_kd", "lean_kd.*"])
-    assert sorted(listed) == sorted(on_disk + ["lean_kd_pi"]), "update packages in setup.cfg"
+    runner_packages = ["lean_kd_pi", "lean_kd_runtime"]
+    assert sorted(listed) == sorted(on_disk + runner_packages), "update packages in setup.cfg"
     assert config["options"]["package_dir"].split() == [
-        "lean_kd_pi",
-        "=",
-        "export/raspberry_pi/lean_kd_pi",
+        word for name in runner_packages for word in (name, "=", f"export/raspberry_pi/{name}")
     ]
     assert Path(runner.__file__).parent == RUNNER_DIR / "lean_kd_pi"  # installed, editable
 

@@ -12,7 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from lean_kd.errors import ConfigError, DataError
-from lean_kd.metrics import accuracy, mean_average_precision
+from lean_kd_runtime.metrics import accuracy, mean_average_precision
 from lean_kd.probe.classifier import LinearProbe
 
 

@@ -14,7 +14,7 @@ from matplotlib import image as mpimg
 from figure_checks import overlapping_labels
 from lean_kd.bench.schema import SCHEMA_NAME, SCHEMA_VERSION
 from lean_kd.errors import DataError
-from lean_kd.metrics import evaluate_scores
+from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.run import plots
 from lean_kd.run.report import PRETRAINED_MISSING, write_report
 from lean_kd.run.results import load_run, read_history

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import read_clip, split_windows, window_sizes
-from .errors import DataError
+from lean_kd_runtime.audio import read_clip, split_windows, window_sizes
+from lean_kd_runtime.errors import DataError
 from .metrics import mean_average_precision, top1_accuracy
 
 logger = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from lean_kd.errors import DataError
+from .errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ai_edge_litert import schema_py_generated as schema
 
-from lean_kd.errors import ModelError
+from .errors import ModelError
 
 OP_NAMES = {
     code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
