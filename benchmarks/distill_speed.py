@@ -24,7 +24,7 @@ from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import TeacherCache, build_teacher_cache
 from lean_kd.models.registry import build
-from lean_kd.training import student_metrics
+from lean_kd.training.trainer import student_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_speed.md"
 

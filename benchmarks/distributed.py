@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from lean_kd.distribute import localhost_cluster, worker_tf_config
+from lean_kd.training.distribute import localhost_cluster, worker_tf_config
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "distributed.md"

@@ -1,7 +1,7 @@
 """Real environmental sound, few clips per class: ESC-50 dev set, 4-fold cross-validation.
 
 For each test fold k of ``../shared/datasets/esc50-dev`` (train on the other three, 15 % of
-their source recordings held out for validation) and each seed, through ``lean_kd.experiment``
+their source recordings held out for validation) and each seed, through ``lean_kd.run.experiment``
 and ``lean_kd.probe`` (the code of ``lean-kd probe / train / cache-teacher / distill``) and the
 recipe ``models/recipes/esc50_dev.yaml``:
 
@@ -34,11 +34,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lean_kd import experiment
+from lean_kd.run import experiment
 from lean_kd.distill.teacher_cache import META_FILE
 from lean_kd.files import write_atomic
 from lean_kd.probe import run_probe, yamnet_backbone
-from lean_kd.recipe import Recipe, load_recipe
+from lean_kd.run.recipe import Recipe, load_recipe
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

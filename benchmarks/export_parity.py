@@ -28,7 +28,7 @@ from lean_kd._keras import keras
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ExportError
-from lean_kd.experiment import load_data, make_pipeline, train_student
+from lean_kd.run.experiment import load_data, make_pipeline, train_student
 from lean_kd.export.loading import model_sample_rate
 from lean_kd.export.quantize import QUANT_MODES
 from lean_kd.export.representative import representative_from_index
@@ -36,7 +36,7 @@ from lean_kd.export.tflite import export_tflite, input_samples
 from lean_kd.export.verify import keras_scores, tflite_scores
 from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
 from lean_kd.models.registry import load_model
-from lean_kd.recipe import Recipe, load_recipe
+from lean_kd.run.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "export.md"

@@ -2,7 +2,7 @@
 
 Fine-tunes the recipe's YAMNet teacher once, caches its outputs (fixed crops per clip), then
 trains each student without KD, with Hinton KD, with PKT (+ CE) and with KD + PKT, for several
-seeds, all from the cache. Every run goes through ``lean_kd.experiment`` (the code path of
+seeds, all from the cache. Every run goes through ``lean_kd.run.experiment`` (the code path of
 ``lean-kd train / cache-teacher / distill``) and the FSDD recipe, so ``lean-kd run`` with
 ``models/recipes/fsdd.yaml`` trains the "lean / kd" cell of the table.
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from lean_kd import experiment
+from lean_kd.run import experiment
 from lean_kd.distill.teacher_cache import META_FILE
-from lean_kd.recipe import ModelSection, Recipe, load_recipe
+from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

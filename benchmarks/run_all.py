@@ -32,9 +32,9 @@ from pathlib import Path
 from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once, write_atomic
 from run_all_report import CANDIDATES, THREADS, Candidate, Measured, summary_text, write_plots
 
-from lean_kd import experiment
+from lean_kd.run import experiment
 from lean_kd.distill.teacher_cache import META_FILE
-from lean_kd.recipe import ModelSection, Recipe, load_recipe
+from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
 
 HERE = Path(__file__).resolve().parent
 KD_METHOD = "KD"  # fsdd_kd's run folders: <student>_kd_s<seed>

@@ -142,7 +142,7 @@ class PipelineConfig:
     cache: bool = False
     balanced: bool = False  # class-balanced sampling (multi-label, imbalanced data)
     strict: bool = False  # raise on the first broken file instead of skipping it
-    deterministic: bool = True  # same seed, same machine -> same weights (lean_kd.determinism)
+    deterministic: bool = True  # same seed, same machine -> same weights (lean_kd.training.determinism)
 
     def __post_init__(self) -> None:
         _require(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")

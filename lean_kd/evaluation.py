@@ -4,7 +4,7 @@ Both formats go through the same steps, so their numbers differ only by the conv
 own error: :meth:`AudioPipeline.windows` decodes the split and cuts each clip into windows of
 the model's input length (1 s, 50 % hop by default); a scorer turns a window batch into
 probabilities (Keras: softmax or sigmoid of the logits per the model spec, as
-:func:`lean_kd.experiment.evaluate_keras`; TFLite: one invoke per window from reset variable
+:func:`lean_kd.run.experiment.evaluate_keras`; TFLite: one invoke per window from reset variable
 tensors, the scores the exported graph computes); :func:`lean_kd.models.inference.scored_windows`
 averages each clip's windows and :func:`lean_kd_runtime.metrics.evaluate_scores` gives the metrics.
 

@@ -214,7 +214,7 @@ def _tiny_tagger(num_classes: int):
 
 def test_keras_metrics_equal_numpy_inside_evaluate_and_fit() -> None:
     from lean_kd._keras import keras
-    from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+    from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 
     rng = np.random.default_rng(6)
     x = rng.normal(size=(37, 4)).astype("float32")  # 37: a partial last batch
@@ -244,7 +244,7 @@ def test_keras_metrics_equal_numpy_inside_evaluate_and_fit() -> None:
 
 def test_keras_metrics_softmax_reset_nan_and_config() -> None:
     from lean_kd._keras import keras
-    from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+    from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 
     metric = AUCPR(name="val_pr", activation="softmax")
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.5]], np.float32)
@@ -267,7 +267,7 @@ def test_keras_metrics_softmax_reset_nan_and_config() -> None:
 
 
 def test_keras_metrics_reject_bad_options() -> None:
-    from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+    from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 
     with pytest.raises(ConfigError, match="Unknown activation 'relu'"):
         MeanAveragePrecision(activation="relu")
@@ -292,7 +292,7 @@ _MIRRORED_SCRIPT = """
 import json, numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd_runtime import metrics
-from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 rng = np.random.default_rng(7)

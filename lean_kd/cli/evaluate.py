@@ -72,8 +72,8 @@ def _data(args: argparse.Namespace):
         from lean_kd.data.adapters import load_index
 
         return load_index(args.dataset, args.root), None
-    from lean_kd.experiment import load_data
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.experiment import load_data
+    from lean_kd.run.recipe import load_recipe
 
     overrides = {"data": {"root": str(args.root)}} if args.root else {}
     recipe = load_recipe(args.config, **overrides)

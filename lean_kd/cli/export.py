@@ -86,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     qat = parser.add_argument_group(
         "quantization-aware training (--qat)",
         "fine-tune the student with fake-quantized conv/dense layers and the recipe's "
-        "distillation loss, then export int8 (see lean_kd/export/qat.py)",
+        "distillation loss, then export int8 (see lean_kd/training/qat.py)",
     )
     qat.add_argument(
         "--qat", action="store_true", help="QAT with distillation before the int8 export"
@@ -125,7 +125,7 @@ def run_export(args: argparse.Namespace) -> int:
     from lean_kd.export.representative import representative_from_index
     from lean_kd.export.tflite import check_output_path, export_tflite, input_samples
     from lean_kd.models.contract import class_names
-    from lean_kd.distribute import is_chief
+    from lean_kd.training.distribute import is_chief
 
     check_output_path(args.out)  # before a fine-tune, not after it
     strategy, recipe = _qat_strategy(args) if args.qat else (None, None)  # before TensorFlow starts
@@ -208,15 +208,15 @@ def _check_qat_args(args: argparse.Namespace) -> None:
 
 def _qat_strategy(args: argparse.Namespace):
     """The fine-tune's tf.distribute strategy and the recipe with its global batch."""
-    from lean_kd.distribute import distributed_recipe
-    from lean_kd.recipe import load_recipe
+    from lean_kd.training.distribute import distributed_recipe
+    from lean_kd.run.recipe import load_recipe
 
     return distributed_recipe(load_recipe(args.config), args.strategy)
 
 
 def _qat_model(args: argparse.Namespace, recipe, strategy, student):
     """The QAT-fine-tuned student and the recipe's dataset index."""
-    from lean_kd.export.qat import qat_from_recipe
+    from lean_kd.training.qat import qat_from_recipe
 
     run_dir = args.qat_dir or args.out.with_suffix(".qat")
     model, index = qat_from_recipe(

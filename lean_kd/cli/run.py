@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.recipe import load_recipe
     from lean_kd.run.summary import run_with_summary
 
     overrides = {"data": {"root": str(args.data)}} if args.data else {}

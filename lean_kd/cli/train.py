@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _recipe(args: argparse.Namespace):
     """The recipe with --data applied; lean_kd's log from here on also goes to --out."""
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.recipe import load_recipe
 
     log_to_run_folder(args.out)
     overrides = {"data": {"root": str(args.data)}} if args.data else {}
@@ -63,7 +63,7 @@ def _recipe(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     _report(experiment.train(_recipe(args), args.out, strategy=args.strategy), args.out)
     return 0
@@ -85,7 +85,7 @@ def _part(text: str) -> tuple[int, int]:
 
 
 def run_cache(args: argparse.Namespace) -> int:
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     cache = experiment.cache_teacher(_recipe(args), args.teacher, args.out, part=args.shard)
     if cache is None:
@@ -96,7 +96,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     result = experiment.distill(
         _recipe(args), args.out, teacher_path=args.teacher, cache_dir=args.cache, strategy=args.strategy

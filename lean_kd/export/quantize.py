@@ -56,7 +56,7 @@ from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError, ExportError
 from lean_kd.export.modes import CALIBRATED_MODES, DFT_MODES, LSTM_MODES, QUANT_MODES
 from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
-from lean_kd.models.yamnet_layers import WaveformPadding
+from lean_kd.models.yamnet.layers import WaveformPadding
 
 logger = logging.getLogger(__name__)
 

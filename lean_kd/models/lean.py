@@ -61,8 +61,8 @@ from lean_kd.models.contract import (
 )
 from lean_kd.models.registry import register
 from lean_kd.models.wave_encoder import WaveEncoderConfig, wave_encoder
-from lean_kd.models.yamnet import YAMNetConfig, backbone_features
-from lean_kd.models.yamnet_teacher import (
+from lean_kd.models.yamnet.network import YAMNetConfig, backbone_features
+from lean_kd.models.yamnet.teacher import (
     PretrainedYAMNetOptions,
     classifier_head,
     init_yamnet_branch,

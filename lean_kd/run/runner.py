@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lean_kd.config import to_dict
-from lean_kd.distribute import check_run_strategy
+from lean_kd.training.distribute import check_run_strategy
 from lean_kd.errors import ConfigError, LeanKDError, ModelError
-from lean_kd.recipe import ModelSection, Recipe
+from lean_kd.run.recipe import ModelSection, Recipe
 from lean_kd.run import STAGE_NAMES
 from lean_kd.run.fingerprint import (
     PENDING_FILE,
@@ -38,7 +38,7 @@ from lean_kd.run.stages import STAGES, RunContext, Stage
 logger = logging.getLogger(__name__)
 
 PIPELINE_VERSION = 1  # bump when a stage's outputs change meaning: every stage reruns
-IF_AVAILABLE = "if_available"  # lean_kd.models.yamnet_teacher.IF_AVAILABLE (no TF import here)
+IF_AVAILABLE = "if_available"  # lean_kd.models.yamnet.teacher.IF_AVAILABLE (no TF import here)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,8 +151,8 @@ def _timed_run(stage: Stage, ctx: RunContext, out: Path) -> tuple[list[str], flo
 
 def find_yamnet_weights() -> tuple[str | None, str]:
     """(source of the official YAMNet weights, or None and why not) -- checked once per run."""
-    from lean_kd.models.yamnet_pretrained import ENV_WEIGHTS, cache_dir, resolve_yamnet_weights
-    from lean_kd.models.yamnet_weights import weights_format
+    from lean_kd.models.yamnet.pretrained import ENV_WEIGHTS, cache_dir, resolve_yamnet_weights
+    from lean_kd.models.yamnet.weights import weights_format
 
     try:
         source = resolve_yamnet_weights()

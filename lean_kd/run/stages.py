@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from lean_kd import experiment
+from lean_kd.run import experiment
 from lean_kd.config import to_dict
 from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
-from lean_kd.recipe import DistributeSection, Recipe
+from lean_kd.run.recipe import DistributeSection, Recipe
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
 from lean_kd.run.results import PROBE_SKIPPED
 
@@ -307,7 +307,7 @@ def run_evaluate(ctx: RunContext, out: Path) -> list[str]:
 
 def yamnet_baseline(ctx: RunContext) -> str | None:
     """The official yamnet.tflite to benchmark against, when the found weights are one."""
-    from lean_kd.models.yamnet_weights import weights_format
+    from lean_kd.models.yamnet.weights import weights_format
 
     source = ctx.yamnet_weights
     if not ctx.recipe.bench.yamnet_baseline or source is None or weights_format(source) != "tflite":

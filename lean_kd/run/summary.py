@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lean_kd.recipe import Recipe
+from lean_kd.run.recipe import Recipe
 from lean_kd.run.results import floor_note, load_run
 from lean_kd.run.runner import RunResult, StageOutcome, run_pipeline
 

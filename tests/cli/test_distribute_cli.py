@@ -20,8 +20,8 @@ from helpers import tiny_model
 
 from lean_kd.cli._console import LOG_FILE
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.distribute import localhost_cluster, worker_tf_config
-from lean_kd.training import read_history, save_model
+from lean_kd.training.distribute import localhost_cluster, worker_tf_config
+from lean_kd.training.trainer import read_history, save_model
 
 REPO = Path(__file__).resolve().parents[2]
 LEAN_KD = str(Path(sys.executable).parent / "lean-kd")
@@ -181,7 +181,7 @@ def test_run_and_qat_export_with_the_recipe_strategy(workspace, tmp_path):
 
 def test_lean_kd_run_refuses_multiworker(workspace, tmp_path):
     from lean_kd.errors import ConfigError
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.recipe import load_recipe
     from lean_kd.run.runner import run_pipeline
 
     recipe = load_recipe(write_recipe(workspace, tmp_path / "r.yaml", extra="distribute: {strategy: multiworker}\n"))

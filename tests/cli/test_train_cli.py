@@ -13,7 +13,7 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.export.metadata import read_metadata
 from lean_kd.models.contract import class_names
 from lean_kd.models.registry import load_model
-from lean_kd.training import read_history, save_model
+from lean_kd.training.trainer import read_history, save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 

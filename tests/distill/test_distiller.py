@@ -12,7 +12,7 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.training import student_metrics
+from lean_kd.training.trainer import student_metrics
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 

@@ -133,8 +133,8 @@ def test_clip_targets_give_every_crop_its_clips_mean_logits(cache_dir, index):
 
 
 def test_cache_built_with_other_crops_is_refused_before_training(cache_dir, index):
-    from lean_kd.experiment import cached_teacher_crops
-    from lean_kd.recipe import CacheSection
+    from lean_kd.run.experiment import cached_teacher_crops
+    from lean_kd.run.recipe import CacheSection
 
     with pytest.raises(DataError, match="holds 3 crops per clip, the recipe asks for cache.crops_per_clip 9"):
         cached_teacher_crops(cache_dir, index, CacheSection(crops_per_clip=9))

@@ -441,7 +441,7 @@ def test_representative_from_index_resamples_crops_and_cycles_classes(tmp_path):
 
 # -- QAT hook -----------------------------------------------------------------------------------
 def test_prepare_qat_fake_quantizes_trunk_keeps_weights_and_exports_int8(windows):
-    from lean_kd.export.qat import prepare_qat, qat_layer_names
+    from lean_kd.training.qat import prepare_qat, qat_layer_names
 
     model = h.trained_model("plain")
     prepared = prepare_qat(model)
@@ -460,7 +460,7 @@ def test_prepare_qat_fake_quantizes_trunk_keeps_weights_and_exports_int8(windows
 
 def test_prepare_qat_rejects_nested_models():
     from lean_kd.errors import ModelError
-    from lean_kd.export.qat import prepare_qat
+    from lean_kd.training.qat import prepare_qat
 
     inner = keras.Sequential([keras.layers.Dense(2)], name="inner")
     inputs = keras.Input((4,))

@@ -11,8 +11,8 @@ from lean_kd.errors import ConfigError
 from lean_kd.models import registry
 from lean_kd.models.contract import ModelSpec, check_model
 from lean_kd.models.lean import LEANConfig, build_lean
-from lean_kd.models.yamnet import block_names, weighted_layers, yamnet_backbone
-from lean_kd.models.yamnet_weights import load_yamnet_weights
+from lean_kd.models.yamnet.network import block_names, weighted_layers, yamnet_backbone
+from lean_kd.models.yamnet.weights import load_yamnet_weights
 from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`

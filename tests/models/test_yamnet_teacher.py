@@ -11,15 +11,15 @@ from lean_kd._keras import keras
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.models import registry
 from lean_kd.models.contract import ModelSpec, check_model
-from lean_kd.models.yamnet import YAMNetConfig, block_names
-from lean_kd.models.yamnet_pretrained import ENV_WEIGHTS
-from lean_kd.models.yamnet_teacher import (
+from lean_kd.models.yamnet.network import YAMNetConfig, block_names
+from lean_kd.models.yamnet.pretrained import ENV_WEIGHTS
+from lean_kd.models.yamnet.teacher import (
     PretrainedYAMNetOptions,
     YAMNetTeacherConfig,
     build_yamnet_teacher,
     init_yamnet_branch,
 )
-from lean_kd.models.yamnet_weights import pretrained_yamnet
+from lean_kd.models.yamnet.weights import pretrained_yamnet
 from helpers import tiny_model
 from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import shifted_seed
 
-from lean_kd import experiment
+from lean_kd.run import experiment
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError
@@ -17,7 +17,7 @@ from lean_kd.models import registry
 from lean_kd.probe.backbone import model_backbone
 from lean_kd.probe.teacher import fit_linear_head
 from lean_kd.probe.windows import clip_key, clip_window_outputs
-from lean_kd.recipe import DataSection, ModelSection, Recipe, TrainingSection
+from lean_kd.run.recipe import DataSection, ModelSection, Recipe, TrainingSection
 
 CLASSES = ("siren", "knock", "rain")
 HEAD = TrainingSection(method="linear_head")

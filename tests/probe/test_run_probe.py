@@ -19,8 +19,8 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ModelError
 from lean_kd.probe import LinearProbe, checkpoint_backbone, run_probe, yamnet_backbone
 from lean_kd.probe.windows import clip_key, clip_window_outputs, pool_clips
-from lean_kd.recipe import ProbeSection
-from lean_kd.training import save_model
+from lean_kd.run.recipe import ProbeSection
+from lean_kd.training.trainer import save_model
 
 CLASSES = ("siren", "knock", "rain")
 

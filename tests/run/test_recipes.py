@@ -14,8 +14,8 @@ from lean_kd.audio.io import write_wav
 from lean_kd.data.adapters.esc50 import ESC50_CLASSES
 from lean_kd.data.adapters.urbansound8k import URBANSOUND8K_CLASSES
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.demo import DEMO_RECIPE
-from lean_kd.recipe import load_recipe
+from lean_kd.run.demo import DEMO_RECIPE
+from lean_kd.run.recipe import load_recipe
 from lean_kd.run.runner import run_pipeline
 
 RECIPES = DEMO_RECIPE.parent

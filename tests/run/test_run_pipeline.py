@@ -16,13 +16,13 @@ from helpers import tiny_model
 from lean_kd.config import to_dict
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ExportError
-from lean_kd.recipe import load_recipe
+from lean_kd.run.recipe import load_recipe
 from lean_kd.run import STAGE_NAMES
 from lean_kd.run.fingerprint import PENDING_FILE, STAGE_FILE
 from lean_kd.run.results import PROBE_SKIPPED
 from lean_kd.run.runner import run_pipeline
 from lean_kd.run.stages import STAGES
-from lean_kd.training import read_history, save_model
+from lean_kd.training.trainer import read_history, save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -49,8 +49,8 @@ KILL_IN_DISTILL = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, sys.argv[3])
     from lean_kd._keras import keras
-    from lean_kd import training
-    from lean_kd.recipe import load_recipe
+    from lean_kd.training import trainer as training
+    from lean_kd.run.recipe import load_recipe
     from lean_kd.run.runner import run_pipeline
 
     class Kill(keras.callbacks.Callback):
@@ -63,8 +63,8 @@ KILL_IN_DISTILL = textwrap.dedent(
             callbacks = [*callbacks, Kill()]
         return fit(*args, callbacks=callbacks, **kwargs)
     training.fit = killing_fit
-    import lean_kd.experiment
-    lean_kd.experiment.fit = killing_fit
+    import lean_kd.run.experiment
+    lean_kd.run.experiment.fit = killing_fit
     run_pipeline(load_recipe(sys.argv[1]), Path(sys.argv[2]), progress=False)
     """
 )

@@ -2,7 +2,7 @@
 
 This module imports neither TensorFlow nor lean_kd's Keras code, so that the device-side runners
 (``export/raspberry_pi``) can copy its logic and report the same numbers as training. The Keras
-wrappers used during ``fit`` live in :mod:`lean_kd.keras_metrics` and call these functions.
+wrappers used during ``fit`` live in :mod:`lean_kd.training.keras_metrics` and call these functions.
 
 Definitions (all match scikit-learn on the same input; the tests check it):
 

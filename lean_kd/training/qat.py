@@ -18,7 +18,7 @@ for any int8 export (:mod:`lean_kd.export.quantize`). On LEAN this fake-quantize
 convolutions and the dense layers; the BiLSTMs and the cross-attention are quantized by the
 converter. Nested models are rejected by tfmot: build students flat (the zoo's are).
 
-A fine-tune leaves a run folder as :func:`lean_kd.training.fit` does (``best.keras``: the QAT
+A fine-tune leaves a run folder as :func:`lean_kd.training.trainer.fit` does (``best.keras``: the QAT
 student with the best validation ``monitor``, measured with fake quantization; ``final.keras``;
 ``history.csv``); :func:`load_qat_model` reads them back onto the float student's QAT graph
 (the ``.keras`` files cannot be loaded on their own, see there).
@@ -40,8 +40,8 @@ from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import Loss
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.recipe import Recipe, TrainingSection
-from lean_kd.training import fit
+from lean_kd.run.recipe import Recipe, TrainingSection
+from lean_kd.training.trainer import fit
 
 logger = logging.getLogger(__name__)
 
@@ -270,10 +270,10 @@ def qat_from_recipe(
     The teacher is the cache at ``cache_dir`` when given, else the model at ``teacher_path``
     or the recipe's ``teacher.checkpoint``. Returns the QAT model and the dataset index (its
     class names label the export; its train split can calibrate it). Under ``strategy`` (see
-    :func:`lean_kd.distribute.distributed_recipe`, which also sets the recipe's global batch)
+    :func:`lean_kd.training.distribute.distributed_recipe`, which also sets the recipe's global batch)
     the teacher is loaded and the QAT copy made in its scope.
     """
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     scope = strategy or tf.distribute.get_strategy()
     index = experiment.load_data(recipe)

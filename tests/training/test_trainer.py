@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from helpers import tiny_model
 
-from lean_kd import experiment
+from lean_kd.run import experiment
 from lean_kd.config import PipelineConfig
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ModelError
-from lean_kd.recipe import CacheSection, DataSection, ModelSection, Recipe, TrainingSection, load_recipe
-from lean_kd.training import save_model
+from lean_kd.run.recipe import CacheSection, DataSection, ModelSection, Recipe, TrainingSection, load_recipe
+from lean_kd.training.trainer import save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -63,7 +63,7 @@ def test_interrupted_run_resumes_and_continues_its_history(recipe, tmp_path):
     pipeline = experiment.make_pipeline(three_epochs, index)
     from lean_kd.distill.distiller import Distiller
     from lean_kd.distill.losses import build_loss
-    from lean_kd.training import fit
+    from lean_kd.training.trainer import fit
 
     def distiller():
         return Distiller(experiment.model_from_section(three_epochs.teacher, three_epochs, index), build_loss([{"name": "ce"}]))

@@ -15,7 +15,7 @@ errors. Sections::
     export:    extra TFLite modes besides int8, calibration and parity sizes   (lean-kd run)
     bench:     latency benchmark settings                                      (lean-kd run)
     probe:     the linear probe on frozen pretrained YAMNet: the floor     (lean-kd run, probe)
-    distribute: tf.distribute strategy and what pipeline.batch_size means      (lean_kd.distribute)
+    distribute: tf.distribute strategy and what pipeline.batch_size means      (lean_kd.training.distribute)
     baseline_student: also train the student without distillation (the report's no-KD row)
 """
 
@@ -208,7 +208,7 @@ class ProbeSection:
 
 @dataclasses.dataclass(frozen=True)
 class DistributeSection:
-    """Training on several devices or hosts (see lean_kd.distribute and README "Scaling out")."""
+    """Training on several devices or hosts (see lean_kd.training.distribute and README "Scaling out")."""
 
     strategy: str = "default"  # default | mirrored | multiworker (--strategy overrides it)
     # What pipeline.batch_size counts: "global" (the sum over all replicas: the learning rate

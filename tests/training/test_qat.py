@@ -20,7 +20,7 @@ from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.export.ops import FUSED_LSTM, summarize_ops
-from lean_kd.export.qat import (
+from lean_kd.training.qat import (
     load_qat_model,
     prepare_qat,
     qat_finetune,
@@ -32,8 +32,8 @@ from lean_kd.export.representative import representative_from_index
 from lean_kd.export.tflite import convert, export_tflite
 from lean_kd.export.verify import keras_scores, tflite_scores
 from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
-from lean_kd.recipe import TrainingSection
-from lean_kd.training import student_metrics
+from lean_kd.run.recipe import TrainingSection
+from lean_kd.training.trainer import student_metrics
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 

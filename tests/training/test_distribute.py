@@ -1,4 +1,4 @@
-"""lean_kd.distribute: TF_CONFIG checks, batch sizes, and the sharded / evenly split inputs."""
+"""lean_kd.training.distribute: TF_CONFIG checks, batch sizes, and the sharded / evenly split inputs."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from lean_kd.data.adapters import load_index
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.data.sharding import validation_slots
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.distribute import global_batch_size, read_tf_config
+from lean_kd.training.distribute import global_batch_size, read_tf_config
 from lean_kd.errors import ConfigError
-from lean_kd.recipe import DistributeSection
+from lean_kd.run.recipe import DistributeSection
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TWO_WORKERS = {"worker": ["localhost:20001", "localhost:20002"]}
 
 

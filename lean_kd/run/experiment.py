@@ -16,15 +16,15 @@ from lean_kd._keras import keras
 from lean_kd.data.adapters import load_index
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline, CropTable
-from lean_kd.determinism import seed_everything
+from lean_kd.training.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
-from lean_kd.distribute import distributed_recipe, is_chief
+from lean_kd.training.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
 from lean_kd_runtime.metrics import evaluate_scores
-from lean_kd.recipe import CacheSection, ModelSection, Recipe, TrainingSection
-from lean_kd.training import FitResult, fit
+from lean_kd.run.recipe import CacheSection, ModelSection, Recipe, TrainingSection
+from lean_kd.training.trainer import FitResult, fit
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def _fit_linear_head(
     from lean_kd.files import write_atomic
     from lean_kd.models.contract import set_class_names
     from lean_kd.probe.teacher import fit_linear_head
-    from lean_kd.training import save_model
+    from lean_kd.training.trainer import save_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

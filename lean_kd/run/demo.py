@@ -14,13 +14,13 @@ from pathlib import Path
 
 from lean_kd.run.runner import RunResult
 
-DEMO_RECIPE = Path(__file__).resolve().parents[1] / "models" / "recipes" / "demo.yaml"
+DEMO_RECIPE = Path(__file__).resolve().parents[2] / "models" / "recipes" / "demo.yaml"
 
 
 def run_demo(out: Path, *, recipe_path: Path = DEMO_RECIPE) -> RunResult:
     """Synthesise the data, then run the demo recipe into ``out``; prints times and results."""
     from lean_kd.data.synth import synthesize
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.recipe import load_recipe
     from lean_kd.run.summary import run_with_summary
 
     out = Path(out)

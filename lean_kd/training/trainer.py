@@ -23,14 +23,14 @@ from typing import Any, Sequence
 
 from lean_kd._keras import keras, tf
 from lean_kd.data.pipeline import AudioPipeline, CropTable
-from lean_kd.determinism import seed_everything
+from lean_kd.training.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
-from lean_kd.distribute import fit_inputs, steps_per_pass, write_dir
+from lean_kd.training.distribute import fit_inputs, steps_per_pass, write_dir
 from lean_kd.errors import ConfigError
-from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
-from lean_kd.keras_progress import StepsProgbar
+from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd.training.progress import StepsProgbar
 from lean_kd.models.contract import set_class_names
-from lean_kd.recipe import TrainingSection
+from lean_kd.run.recipe import TrainingSection
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def fit(
     Rerunning with the same ``run_dir`` after an interruption resumes from the last finished
     epoch (BackupAndRestore); a finished run is started afresh. Under the strategy ``distiller``
     was built in, the optimizer and metrics are made in its scope, and only the chief worker
-    writes ``run_dir`` (see :mod:`lean_kd.distribute`).
+    writes ``run_dir`` (see :mod:`lean_kd.training.distribute`).
     """
     strategy = distiller.distribute_strategy
     backup, run_dir = Path(run_dir) / "backup", write_dir(Path(run_dir), strategy)

@@ -21,7 +21,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from lean_kd.errors import ModelError
-from lean_kd.models.yamnet import BATCHNORM_EPSILON, HEAD_NAME, conv_layer_names
+from lean_kd.models.yamnet.network import BATCHNORM_EPSILON, HEAD_NAME, conv_layer_names
 
 _OP_NAMES = {
     code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
