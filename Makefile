@@ -33,7 +33,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lean-kd demo --out runs/demo
 
+# lint-imports: the one-way import contract (pyproject.toml [tool.importlinter]).
 test: $(STAMP) $(MEDIAPIPE_STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
 
 # The stand-in for "another CPU": every test that trains reruns with its seeds shifted by 0, 1

@@ -208,7 +208,7 @@ def _check_qat_args(args: argparse.Namespace) -> None:
 
 def _qat_strategy(args: argparse.Namespace):
     """The fine-tune's tf.distribute strategy and the recipe with its global batch."""
-    from lean_kd.training.distribute import distributed_recipe
+    from lean_kd.run.experiment import distributed_recipe
     from lean_kd.run.recipe import load_recipe
 
     return distributed_recipe(load_recipe(args.config), args.strategy)
@@ -216,7 +216,7 @@ def _qat_strategy(args: argparse.Namespace):
 
 def _qat_model(args: argparse.Namespace, recipe, strategy, student):
     """The QAT-fine-tuned student and the recipe's dataset index."""
-    from lean_kd.training.qat import qat_from_recipe
+    from lean_kd.run.experiment import qat_from_recipe
 
     run_dir = args.qat_dir or args.out.with_suffix(".qat")
     model, index = qat_from_recipe(

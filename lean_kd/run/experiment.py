@@ -6,13 +6,14 @@ pipeline and the benchmark scripts share one code path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lean_kd._keras import keras
+from lean_kd._keras import keras, tf
 from lean_kd.data.adapters import load_index
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline, CropTable
@@ -20,10 +21,11 @@ from lean_kd.training.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
-from lean_kd.training.distribute import distributed_recipe, is_chief
+from lean_kd.training.distribute import global_batch_size, is_chief, make_strategy
 from lean_kd.errors import ConfigError, DataError
 from lean_kd_runtime.metrics import evaluate_scores
-from lean_kd.run.recipe import CacheSection, ModelSection, Recipe, TrainingSection
+from lean_kd.run.recipe import CacheSection, ModelSection, Recipe
+from lean_kd.training.settings import TrainingSection
 from lean_kd.training.trainer import FitResult, fit
 
 logger = logging.getLogger(__name__)
@@ -195,6 +197,27 @@ def cached_teacher_crops(
     )
 
 
+def teacher_outputs(
+    recipe: Recipe, index: DatasetIndex, loss: Any, *, teacher_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[keras.Model | None, CropTable | None, CropTable | None]:
+    """Where the teacher term of ``loss`` comes from, as ``(teacher, train crops, val crops)``: the
+    teacher cache at ``cache_dir`` when given, else the model at ``teacher_path`` or the recipe's
+    ``teacher.checkpoint`` (loaded in the current strategy scope); all None when ``loss`` needs no
+    teacher."""
+    if not loss.needs_teacher:
+        return None, None, None
+    if cache_dir:
+        return (None, *cached_teacher_crops(cache_dir, index, recipe.cache))
+    path = teacher_path or recipe.teacher.checkpoint
+    if not path:
+        raise ConfigError(
+            f"The distillation loss of recipe {recipe.name!r} ({', '.join(loss.term_names)}) needs a "
+            "teacher: pass --teacher TEACHER.keras or --cache DIR (or set teacher.checkpoint in the recipe)"
+        )
+    return load_model(path), None, None
+
+
 def distill(
     recipe: Recipe,
     run_dir: Path,
@@ -210,16 +233,9 @@ def distill(
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
     seed_everything(recipe.training.seed, deterministic=recipe.pipeline.deterministic)  # before init
-    crops = val_crops = teacher = None
     with scope.scope():
         loss = distillation_loss(recipe, index)
-        if loss.needs_teacher and cache_dir is not None:
-            crops, val_crops = cached_teacher_crops(cache_dir, index, recipe.cache)
-        if loss.needs_teacher and crops is None:
-            path = teacher_path or recipe.teacher.checkpoint
-            if not path:
-                raise ConfigError("Distillation needs a teacher: give --teacher, teacher.checkpoint or a cache")
-            teacher = load_model(path)
+        teacher, crops, val_crops = teacher_outputs(recipe, index, loss, teacher_path=teacher_path, cache_dir=cache_dir)
         student = model_from_section(recipe.student, recipe, index)
         distiller = Distiller(student, loss, teacher)
     result = fit(
@@ -229,6 +245,40 @@ def distill(
     if is_chief(scope):
         _write_evaluation(result, pipeline)
     return result
+
+
+def distributed_recipe(recipe: Recipe, strategy: str | None = None) -> tuple[tf.distribute.Strategy, Recipe]:
+    """The strategy (``strategy``, else the recipe's ``distribute.strategy``) and the recipe with
+    ``pipeline.batch_size`` made the global batch. Call first: see
+    :func:`lean_kd.training.distribute.make_strategy`."""
+    made = make_strategy(strategy or recipe.distribute.strategy)
+    batch = global_batch_size(recipe.pipeline.batch_size, recipe.distribute, made)
+    return made, dataclasses.replace(recipe, pipeline=dataclasses.replace(recipe.pipeline, batch_size=batch))
+
+
+def qat_from_recipe(
+    recipe: Recipe, student: keras.Model, run_dir: str | Path, *, epochs: int,
+    learning_rate: float | None = None, teacher_path: str | Path | None = None,
+    cache_dir: str | Path | None = None, strategy: tf.distribute.Strategy | None = None,
+    verbose: int | str = "auto",
+) -> tuple[keras.Model, DatasetIndex]:
+    """:func:`lean_kd.training.qat.qat_finetune` on the recipe's data with its distillation loss,
+    the teacher found as :func:`teacher_outputs` finds it. Returns the QAT model and the dataset
+    index (its class names label the export; its train split can calibrate it). Under
+    ``strategy`` (see :func:`distributed_recipe`) the teacher is loaded and the QAT copy made."""
+    from lean_kd.training.qat import qat_finetune, qat_training
+
+    scope = strategy or tf.distribute.get_strategy()
+    index = load_data(recipe)
+    loss = distillation_loss(recipe, index)
+    with scope.scope():
+        teacher, crops, val_crops = teacher_outputs(recipe, index, loss, teacher_path=teacher_path, cache_dir=cache_dir)
+    model = qat_finetune(
+        student, loss, make_pipeline(recipe, index),
+        qat_training(recipe.training, epochs=epochs, learning_rate=learning_rate), run_dir,
+        teacher=teacher, crops=crops, val_crops=val_crops, strategy=scope, verbose=verbose,
+    )  # fmt: skip
+    return model, index
 
 
 def evaluate_keras(model: keras.Model, pipeline: AudioPipeline, split: str) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from lean_kd.run import experiment
 from lean_kd.config import to_dict
 from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
-from lean_kd.run.recipe import DistributeSection, Recipe
+from lean_kd.run.recipe import Recipe
+from lean_kd.training.settings import DistributeSection
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
 from lean_kd.run.results import PROBE_SKIPPED
 

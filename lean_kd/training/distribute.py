@@ -38,7 +38,7 @@ from typing import Any
 from lean_kd._keras import tf
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.errors import ConfigError
-from lean_kd.run.recipe import STRATEGIES, DistributeSection, Recipe
+from lean_kd.training.settings import STRATEGIES, DistributeSection
 
 logger = logging.getLogger(__name__)
 
@@ -235,12 +235,4 @@ def global_batch_size(batch_size: int, section: DistributeSection, strategy: tf.
     return total
 
 
-def distributed_recipe(recipe: Recipe, strategy: str | None = None) -> tuple[tf.distribute.Strategy, Recipe]:
-    """The strategy (``strategy``, else the recipe's ``distribute.strategy``) and the recipe with
-    ``pipeline.batch_size`` made the global batch. Call first: see :func:`make_strategy`."""
-    made = make_strategy(strategy or recipe.distribute.strategy)
-    batch = global_batch_size(recipe.pipeline.batch_size, recipe.distribute, made)
-    return made, dataclasses.replace(recipe, pipeline=dataclasses.replace(recipe.pipeline, batch_size=batch))
-
-
-__all__ = ["CPU_DEVICES_ENV", "check_run_strategy", "distributed_recipe", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "localhost_cluster", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]
+__all__ = ["CPU_DEVICES_ENV", "check_run_strategy", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "localhost_cluster", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]

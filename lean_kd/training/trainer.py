@@ -30,7 +30,7 @@ from lean_kd.errors import ConfigError
 from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 from lean_kd.training.progress import StepsProgbar
 from lean_kd.models.contract import set_class_names
-from lean_kd.run.recipe import TrainingSection
+from lean_kd.training.settings import TrainingSection
 
 logger = logging.getLogger(__name__)
 
