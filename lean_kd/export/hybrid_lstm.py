@@ -27,7 +27,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from lean_kd.errors import ExportError
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
+from lean_kd.export.ops import FUSED_LSTM
+from lean_kd_runtime.tflite_graph import operator_name
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,7 @@ def _ops_where(
     """The unpacked model and its main subgraph's ops for which ``keep(op type, op, tensors)``."""
     unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
     graph = unpacked.subgraphs[0]
-    codes = [
-        OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
-    ]
+    codes = [operator_name(c) for c in unpacked.operatorCodes]
     kept = [op for op in graph.operators if keep(codes[op.opcodeIndex], op, graph.tensors)]
     return unpacked, kept
 

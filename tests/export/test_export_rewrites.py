@@ -10,7 +10,8 @@ from ai_edge_litert import schema_py_generated as schema
 from lean_kd._keras import keras
 from lean_kd.errors import ExportError
 from lean_kd.export.hybrid_lstm import hybridize_fully_connected
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES, summarize_ops
+from lean_kd.export.ops import FUSED_LSTM, summarize_ops
+from lean_kd_runtime.tflite_graph import OP_NAMES
 from lean_kd.export.rewrite import export_copy
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode
 from lean_kd.export.verify import keras_scores, tflite_scores

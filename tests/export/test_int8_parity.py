@@ -22,7 +22,8 @@ from helpers import shifted_seed
 from lean_kd._keras import keras
 from lean_kd.export import tflite
 from lean_kd.export.metadata import add_metadata, read_metadata
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES, summarize_ops
+from lean_kd.export.ops import FUSED_LSTM, summarize_ops
+from lean_kd_runtime.tflite_graph import OP_NAMES
 from lean_kd.export.quantize import (
     LSTM_FLOAT_OPS,
     LSTM_HIDDEN_STATE_INPUT,
