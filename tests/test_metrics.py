@@ -319,3 +319,11 @@ def test_keras_metrics_gather_all_replicas_under_mirrored_strategy() -> None:
     )
     values = json.loads(out.stdout.strip().splitlines()[-1])
     assert values["got"] == pytest.approx(values["expected"], abs=1e-6)
+
+
+def test_top1_hit_rate_counts_a_best_class_among_the_labels() -> None:
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]])
+    single = np.eye(3)[[0, 2, 0]]  # clip 2 is wrong
+    multi = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1]])  # clip 3's best class is not a label
+    assert metrics.top1_hit_rate(scores, single) == pytest.approx(metrics.accuracy(scores, single))
+    assert metrics.top1_hit_rate(scores, multi) == pytest.approx(2 / 3)

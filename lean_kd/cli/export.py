@@ -176,7 +176,7 @@ def run_export(args: argparse.Namespace) -> int:
 def _labels(args: argparse.Namespace, stored: tuple[str, ...] | None, index) -> list[str]:
     """--labels, else the class names saved with the checkpoint, else the calibration data's."""
     from lean_kd.errors import LeanKDError
-    from lean_kd.export.loading import read_labels
+    from lean_kd_runtime.runtime import read_labels
 
     if args.labels:
         return read_labels(args.labels)

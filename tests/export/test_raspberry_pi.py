@@ -26,7 +26,6 @@ import setuptools
 from ai_edge_litert.interpreter import Interpreter
 from bench.tflite_testing import attach_metadata, convert, with_input
 from lean_kd_runtime import audio as pi_audio
-from lean_kd_pi import metrics as pi_metrics
 from lean_kd_pi import stream as pi_stream
 from sklearn.metrics import average_precision_score
 
@@ -221,18 +220,6 @@ def test_labels_and_rate_from_model_metadata(tiny, tmp_path, capsys):
         16000,
         4000,
     )
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_average_precision_equals_sklearn(seed):
-    rng = np.random.default_rng(seed)
-    y_true = rng.integers(0, 2, 40)
-    y_true[0] = 1
-    y_score = rng.integers(0, 6, 40) / 5.0  # many ties
-    assert pi_metrics.average_precision(y_true, y_score) == pytest.approx(
-        average_precision_score(y_true, y_score)
-    )
-    assert pi_metrics.average_precision(np.zeros(5), np.arange(5.0)) is None
 
 
 # ------------------------------------------------------------------ bench

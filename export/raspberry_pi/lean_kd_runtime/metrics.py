@@ -160,6 +160,14 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return top_k_accuracy(scores, labels, k=1)
 
 
+def top1_hit_rate(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of examples whose best-scoring class is one of their labels ({0, 1} [N, C]);
+    the accuracy of single-label data, and its natural extension to multi-label data."""
+    scores = _as_2d_float(scores, "scores")
+    best = np.argmax(scores, axis=1)
+    return float(np.mean(np.asarray(labels)[np.arange(len(best)), best] > 0))
+
+
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, *, k: int) -> float:
     """Fraction of examples whose true class is among the k best (ties count as errors)."""
     scores = _as_2d_float(scores, "scores")
