@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from lean_kd.files import write_atomic
 from lean_kd.run import experiment
 from lean_kd.distill.teacher_cache import META_FILE
 from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
@@ -58,13 +59,6 @@ STUDENTS: dict[str, Student] = {
         ModelSection(name="mobilenet_v2", options={"width": 0.5, "last_channels": 256}), epochs=4
     ),
 }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: never a truncated file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def run_once(run_dir: Path, train: Any) -> dict[str, Any]:

@@ -32,7 +32,8 @@ from lean_kd.bench.profile import profile_model
 from lean_kd.bench.profile_report import profile_markdown
 from lean_kd_runtime.timing import load_model
 
-from lean_kd.bench.report import markdown_table, write_text
+from lean_kd.bench.report import write_text
+from lean_kd.reporting.markdown import markdown_table
 from lean_kd.export.tflite import export_tflite
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode
 from lean_kd.models import registry

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once, write_atomic
+from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once
+from lean_kd.files import write_atomic
 from run_all_report import CANDIDATES, THREADS, Candidate, Measured, summary_text, write_plots
 
 from lean_kd.run import experiment

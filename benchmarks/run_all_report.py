@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lean_kd.bench import plots
-from lean_kd.bench.report import MIB, format_number, markdown_table
+from lean_kd.reporting.markdown import MIB, format_number, markdown_table
 
 THREADS = 1
 

@@ -19,10 +19,7 @@ as ``{class name: AP or None}``, and ``seconds`` (wall time).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -35,6 +32,7 @@ from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline
 from lean_kd.errors import ConfigError, DataError, LeanKDError, ModelError
 from lean_kd.export.metadata import read_metadata
+from lean_kd.files import write_json
 from lean_kd.export.verify import classifier_io, invoke_windows, load_interpreter
 from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.models.contract import class_names, model_spec
@@ -142,19 +140,12 @@ def score_split(
     return SplitScores(scorer, audio, scores, labels, tuple(sorted(pipeline.broken.reasons)))
 
 
-def write_report(report: dict, path: str | Path) -> None:
+def write_evaluation(report: dict, path: str | Path) -> None:
     """Write ``report`` as JSON to ``path`` atomically (temporary file beside it, then rename)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"{path}: the report's folder {path.parent} does not exist")
-    text = json.dumps(report, indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_json(path, report)
 
 
 def load_scorer(path: Path) -> Scorer:
@@ -271,4 +262,4 @@ def _with_progress(batches: Iterable, num_clips: int, enabled: bool, path: Path)
             bar.update(int(np.max(inputs["clip_index"])) + 1 - bar.n)
 
 
-__all__ = ["Scorer", "SplitScores", "evaluate_model", "load_scorer", "score_split", "write_report"]
+__all__ = ["Scorer", "SplitScores", "evaluate_model", "load_scorer", "score_split", "write_evaluation"]

@@ -17,6 +17,7 @@ import soxr
 from lean_kd_runtime.audio import peak_safe, to_mono, valid_audio  # shared with the device runner
 
 from lean_kd.errors import AudioInputError
+from lean_kd.files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,8 @@ def write_wav(path: str | Path, waveform: np.ndarray, *, sample_rate: int) -> No
     """Write a mono float waveform as 16-bit PCM WAV, atomically (temp file, then rename)."""
     path = Path(path)
     valid_audio(np.asarray(waveform, dtype=np.float32), source=str(path))
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path, error=AudioInputError) as tmp:
         soundfile.write(str(tmp), np.clip(waveform, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 __all__ = ["check_file", "load_audio", "peak_safe", "read_audio_info", "resample", "to_mono", "valid_audio", "write_wav"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lean_kd.bench.profile import Profile
-from lean_kd.bench.report import format_number, markdown_table
+from lean_kd.reporting.markdown import format_number, markdown_table
 
 SLOWEST_OPS = 8
 

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from lean_kd.evaluation import evaluate_model, write_report
+    from lean_kd.evaluation import evaluate_model, write_evaluation
 
     index, audio = _data(args)
     report = evaluate_model(
@@ -50,7 +50,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         strict=args.strict,
     )
     out = args.out or args.model.with_name(f"{args.model.name}.eval_{args.split}.json")
-    write_report(report, out)
+    write_evaluation(report, out)
     accuracy = report["accuracy"]
     print(
         f"{report['model']} ({report['format']}, {report['size_bytes'] / 1e6:.2f} MB) on "

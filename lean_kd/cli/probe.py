@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lean_kd.probe.settings import PROBE_FEATURES
+from lean_kd.config import PROBE_FEATURES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

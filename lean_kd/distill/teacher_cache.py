@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -34,6 +33,7 @@ from lean_kd.config import AudioConfig, from_dict, to_dict
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.data.pipeline import CropTable
 from lean_kd.errors import AudioInputError, DataError
+from lean_kd.files import atomic_path, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +114,13 @@ def build_teacher_cache(
         skipped=tuple(skipped),
     )
     if part is not None:
-        _write_text(out_dir / f"part-{part[0]}-of-{part[1]}.json", json.dumps(to_dict(meta), indent=1))
+        write_atomic(out_dir / f"part-{part[0]}-of-{part[1]}.json", json.dumps(to_dict(meta), indent=1))
         waiting = [i for i in range(part[1]) if not (out_dir / f"part-{i}-of-{part[1]}.json").is_file()]
         if waiting:
             logger.info("Teacher cache part %d/%d done; waiting for part(s) %s", *part, waiting)
             return out_dir
     meta = _merged(out_dir, meta)
-    _write_text(out_dir / META_FILE, json.dumps(to_dict(meta), indent=1))
+    write_atomic(out_dir / META_FILE, json.dumps(to_dict(meta), indent=1))
     if meta.skipped:
         logger.warning("Teacher cache: %d unreadable file(s) skipped", len(meta.skipped))
     return out_dir
@@ -249,13 +249,5 @@ class TeacherCache:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
-    tmp.replace(path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # parts may finish together
-    tmp.write_text(text)
-    tmp.replace(path)

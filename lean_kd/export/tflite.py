@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -27,6 +26,7 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
+from lean_kd.files import write_atomic
 from lean_kd.export.hybrid_lstm import hybridize_fully_connected, hybridize_lstms
 from lean_kd.export.metadata import ModelInfo, add_metadata
 from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops
@@ -139,7 +139,7 @@ def export_tflite(
         packed = add_metadata(flatbuffer, labels=list(labels), sample_rate=sample_rate, info=info)
         if quant in SHARED_VECTOR_MODES:
             packed = share_quantization_vectors(packed)
-        write_atomic(out, packed)
+        write_atomic(out, packed, error=ExportError)
     int8 = quant == "int8"
     result = ExportResult(
         path=out,
@@ -334,25 +334,6 @@ def check_output_path(path: Path) -> None:
             pass
     except OSError as exc:
         raise ExportError(f"Output folder {folder} is not writable ({exc.strerror})") from None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it to ``path``."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ExportError(f"Output folder {path.parent} is not writable ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ExportError(
-            f"Cannot write {path} ({exc.strerror or exc}); nothing was written"
-        ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from lean_kd.probe.windows import (
     clip_window_outputs,
     pool_clips,
 )
-from lean_kd.probe.settings import ProbeSection
+from lean_kd.config import ProbeSection
 
 logger = logging.getLogger(__name__)
 

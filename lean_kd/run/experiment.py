@@ -7,7 +7,6 @@ pipeline and the benchmark scripts share one code path.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,9 +22,10 @@ from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
 from lean_kd.training.distribute import global_batch_size, is_chief, make_strategy
 from lean_kd.errors import ConfigError, DataError
+from lean_kd.files import write_atomic, write_json
 from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.run.recipe import CacheSection, ModelSection, Recipe
-from lean_kd.training.settings import TrainingSection
+from lean_kd.config import TrainingSection
 from lean_kd.training.trainer import FitResult, fit
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,6 @@ def _fit_linear_head(
     index: DatasetIndex, pipeline: AudioPipeline,
 ) -> FitResult:
     """The model's backbone frozen, its classifier fitted on every window (lean_kd.probe.teacher)."""
-    from lean_kd.files import write_atomic
     from lean_kd.models.contract import set_class_names
     from lean_kd.probe.teacher import fit_linear_head
     from lean_kd.training.trainer import save_model
@@ -297,9 +296,7 @@ def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
         if pipeline.index.split(split):
             report[split] = evaluate_keras(model, pipeline, split)
     path = result.run_dir / "metrics.json"
-    tmp = path.with_name(".metrics.json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False))
-    tmp.replace(path)
+    write_json(path, report)
     logger.info(
         "best model: val mAP %.4f%s", report["val"]["map"],
         f", test mAP {report['test']['map']:.4f}" if "test" in report else "",

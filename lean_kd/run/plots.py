@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from lean_kd.bench.plots import plt, save_figure  # importing bench.plots selects Agg
+from lean_kd.reporting.figures import plt, save_figure
 from lean_kd.errors import DataError
 
 # Above this many classes the AP chart shows the worst classes only (a 200-class chart of

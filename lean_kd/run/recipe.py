@@ -25,11 +25,18 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig, from_dict, load_yaml
+from lean_kd.config import (
+    AudioConfig,
+    AugmentConfig,
+    DistributeSection,
+    PipelineConfig,
+    ProbeSection,
+    TrainingSection,
+    from_dict,
+    load_yaml,
+)
 from lean_kd.errors import ConfigError
 from lean_kd.export.modes import DFT_MODES, LSTM_MODES
-from lean_kd.probe.settings import ProbeSection
-from lean_kd.training.settings import DistributeSection, TrainingSection
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from lean_kd.run import experiment
-from lean_kd.config import to_dict
+from lean_kd.config import DistributeSection, to_dict
 from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
 from lean_kd.run.recipe import Recipe
-from lean_kd.training.settings import DistributeSection
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
 from lean_kd.run.results import PROBE_SKIPPED
 
@@ -290,14 +289,14 @@ def read_export(run_dir: Path) -> dict[str, Any]:
 
 def run_evaluate(ctx: RunContext, out: Path) -> list[str]:
     """Clip-level metrics of every model on the test split (val when there is none)."""
-    from lean_kd.evaluation import evaluate_model, write_report
+    from lean_kd.evaluation import evaluate_model, write_evaluation
 
     outputs = []
     for name, path in evaluated_models(ctx).items():
         report = evaluate_model(
             path, ctx.index(), split=ctx.eval_split, audio=ctx.recipe.audio, progress=ctx.progress
         )
-        write_report(report, out / f"{name}.json")
+        write_evaluation(report, out / f"{name}.json")
         outputs.append(f"{name}.json")
         logger.info("%s: mAP %.4f on %s", name, report["map"], ctx.eval_split)
     return outputs
@@ -325,7 +324,7 @@ def bench_inputs(ctx: RunContext) -> dict[str, Any]:
 def run_bench(ctx: RunContext, out: Path) -> list[str]:
     """Latency, memory and size of the int8 student (and the official YAMNet, interleaved)."""
     from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
-    from lean_kd.bench.report import write_report
+    from lean_kd.bench.report import write_bench_report
 
     settings = ctx.recipe.bench
     int8 = next(m for m in read_export(ctx.run_dir)["models"] if m["quant"] == "int8")
@@ -339,15 +338,15 @@ def run_bench(ctx: RunContext, out: Path) -> list[str]:
     if baseline is None:
         logger.info("No official yamnet.tflite found: benchmarking the student alone")
     report = run_benchmark(ctx.path("export", int8["path"]), baseline=baseline, config=config)
-    write_report(report, json_path=out / "bench.json", markdown_path=out / "bench.md")
+    write_bench_report(report, json_path=out / "bench.json", markdown_path=out / "bench.md")
     return ["bench.json", "bench.md"]
 
 
 def run_report(ctx: RunContext, out: Path) -> list[str]:
     """DIR/report.md and its plots (lean_kd.run.report), from whatever the stages left."""
-    from lean_kd.run.report import write_report
+    from lean_kd.run.report import write_run_report
 
-    return [str(write_report(out).relative_to(out))]
+    return [str(write_run_report(out).relative_to(out))]
 
 
 DATA = ("audio", "pipeline", "augment")

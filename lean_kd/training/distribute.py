@@ -38,7 +38,7 @@ from typing import Any
 from lean_kd._keras import tf
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.errors import ConfigError
-from lean_kd.training.settings import STRATEGIES, DistributeSection
+from lean_kd.config import STRATEGIES, DistributeSection
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import Loss
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.training.settings import TrainingSection
+from lean_kd.config import TrainingSection
 from lean_kd.training.trainer import fit
 
 logger = logging.getLogger(__name__)

@@ -27,10 +27,11 @@ from lean_kd.training.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.training.distribute import fit_inputs, steps_per_pass, write_dir
 from lean_kd.errors import ConfigError
+from lean_kd.files import atomic_path
 from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 from lean_kd.training.progress import StepsProgbar
 from lean_kd.models.contract import set_class_names
-from lean_kd.training.settings import TrainingSection
+from lean_kd.config import TrainingSection
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +105,8 @@ class BestStudentCheckpoint(keras.callbacks.Callback):
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save a Keras model atomically: a crash never leaves a truncated file at ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    model.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def read_history(path: Path) -> dict[str, list[float]]:

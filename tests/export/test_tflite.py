@@ -13,6 +13,7 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.io import write_wav
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.errors import ConfigError, ExportError
+from lean_kd import files
 from lean_kd.export import tflite
 from lean_kd.export.metadata import read_metadata
 from lean_kd.export.ops import FUSED_LSTM, OpSummary, check_graph, summarize_ops, unsupported_ops
@@ -362,7 +363,7 @@ def test_failed_rename_leaves_previous_file_and_no_temporary(
     def fail(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tflite.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(
         ExportError, match=f"Cannot write {out} \\(No space left on device\\); nothing was written"
     ):
@@ -372,23 +373,13 @@ def test_failed_rename_leaves_previous_file_and_no_temporary(
 
 
 def test_write_error_midway_leaves_no_truncated_file(cached_conversion, monkeypatch, tmp_path):
-    real_fdopen = os.fdopen
+    real_write = Path.write_bytes
 
-    class HalfWriter:
-        def __init__(self, fd, mode):
-            self.handle = real_fdopen(fd, mode)
+    def half_write(self, data):
+        real_write(self, data[: len(data) // 2])
+        raise OSError(5, "Input/output error")
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, data):
-            self.handle.write(data[: len(data) // 2])
-            raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(tflite.os, "fdopen", HalfWriter)
+    monkeypatch.setattr(files.Path, "write_bytes", half_write)
     with pytest.raises(ExportError, match="Input/output error"):
         _export_float32(tmp_path / "m.tflite")
     assert list(tmp_path.iterdir()) == []

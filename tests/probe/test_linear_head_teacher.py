@@ -18,7 +18,7 @@ from lean_kd.probe.backbone import model_backbone
 from lean_kd.probe.teacher import fit_linear_head
 from lean_kd.probe.windows import clip_key, clip_window_outputs
 from lean_kd.run.recipe import DataSection, ModelSection, Recipe
-from lean_kd.training.settings import TrainingSection
+from lean_kd.config import TrainingSection
 
 CLASSES = ("siren", "knock", "rain")
 HEAD = TrainingSection(method="linear_head")

@@ -19,7 +19,7 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ModelError
 from lean_kd.probe import LinearProbe, checkpoint_backbone, run_probe, yamnet_backbone
 from lean_kd.probe.windows import clip_key, clip_window_outputs, pool_clips
-from lean_kd.probe.settings import ProbeSection
+from lean_kd.config import ProbeSection
 from lean_kd.training.trainer import save_model
 
 CLASSES = ("siren", "knock", "rain")

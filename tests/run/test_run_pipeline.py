@@ -270,7 +270,7 @@ def test_prepare_records_data_and_a_corrupt_record_means_not_done(tiny, tmp_path
 
 
 def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
-    from lean_kd.run.report import write_report
+    from lean_kd.run.report import write_run_report
 
     recipe = load_recipe(tiny["recipe"](), probe={"features": "scores"})
     result = run_pipeline(recipe, tmp_path, until="probe", progress=False, echo=lambda _: None)
@@ -279,7 +279,7 @@ def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
     metrics = json.loads((tmp_path / "probe" / "metrics.json").read_text())
     assert metrics["feature_size"] == 2 * 521 and (tmp_path / "probe" / "probe.npz").is_file()
     assert list((tmp_path / "window_outputs").rglob("*.npz"))  # kept across probe reruns
-    text = write_report(tmp_path).read_text()
+    text = write_run_report(tmp_path).read_text()
     row = next(line for line in text.splitlines() if line.startswith("| floor: linear probe"))
     assert f"| {metrics['test']['map']:.3f} | {metrics['test']['accuracy']:.3f} |" in row
     assert "Floor (linear probe on frozen pretrained YAMNet, scores features, C 1.0)" in text
@@ -290,7 +290,7 @@ def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
 
 def test_probe_without_pretrained_weights_is_skipped_with_a_note(tiny, tmp_path, monkeypatch):
     from lean_kd.models import yamnet_pretrained
-    from lean_kd.run.report import write_report
+    from lean_kd.run.report import write_run_report
 
     monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
     monkeypatch.setenv("LEAN_KD_CACHE", str(tmp_path / "empty_cache"))
@@ -300,7 +300,7 @@ def test_probe_without_pretrained_weights_is_skipped_with_a_note(tiny, tmp_path,
     assert statuses(result) == {"prepare": "ran", "probe": "ran"}
     skipped = json.loads((tmp_path / "run" / "probe" / "metrics.json").read_text())
     assert skipped == {"skipped": PROBE_SKIPPED}
-    text = write_report(tmp_path / "run").read_text()
+    text = write_run_report(tmp_path / "run").read_text()
     assert f"No floor: the probe was skipped ({PROBE_SKIPPED})." in text
     off = load_recipe(tiny["recipe"](), probe={"enabled": False})
     result = run_pipeline(off, tmp_path / "run", until="probe", echo=lambda _: None)

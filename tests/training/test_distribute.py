@@ -21,7 +21,7 @@ from lean_kd.data.sharding import validation_slots
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.training.distribute import global_batch_size, read_tf_config
 from lean_kd.errors import ConfigError
-from lean_kd.training.settings import DistributeSection
+from lean_kd.config import DistributeSection
 
 REPO = Path(__file__).resolve().parents[2]
 TWO_WORKERS = {"worker": ["localhost:20001", "localhost:20002"]}

@@ -32,7 +32,7 @@ from lean_kd.export.representative import representative_from_index
 from lean_kd.export.tflite import convert, export_tflite
 from lean_kd.export.verify import keras_scores, tflite_scores
 from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
-from lean_kd.training.settings import TrainingSection
+from lean_kd.config import TrainingSection
 from lean_kd.training.trainer import student_metrics
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`

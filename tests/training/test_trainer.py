@@ -11,7 +11,7 @@ from lean_kd.config import PipelineConfig
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ModelError
 from lean_kd.run.recipe import CacheSection, DataSection, ModelSection, Recipe, load_recipe
-from lean_kd.training.settings import TrainingSection
+from lean_kd.config import TrainingSection
 from lean_kd.training.trainer import save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
