@@ -83,27 +83,10 @@ def export_candidate(
     checkpoint: Path, cand: Candidate, out: Path, index, count: int
 ) -> dict:
     """Export ``checkpoint`` as ``lean-kd export`` does; a JSON-ready summary of the result."""
-    from lean_kd.export.loading import model_sample_rate
-    from lean_kd.export.representative import representative_from_index
-    from lean_kd.export.tflite import export_tflite, input_samples
-    from lean_kd.models.registry import load_model
+    from lean_kd.export.checkpoint import export_checkpoint
 
-    model = load_model(checkpoint)
-    rate = model_sample_rate(model)
-    representative = None
-    if cand.quant == "int8":
-        representative = representative_from_index(
-            index, sample_rate=rate, num_samples=input_samples(model), count=count
-        )
-    result = export_tflite(
-        model,
-        quant=cand.quant,
-        lstm=cand.lstm,
-        out=out,
-        labels=list(index.class_names),
-        sample_rate=rate,
-        representative=representative,
-        num_calibration=count,
+    result = export_checkpoint(
+        checkpoint, quant=cand.quant, lstm=cand.lstm, out=out, index=index, calibration_count=count
     )
     return {
         "checkpoint": str(checkpoint),

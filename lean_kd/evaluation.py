@@ -4,7 +4,7 @@ Both formats go through the same steps, so their numbers differ only by the conv
 own error: :meth:`AudioPipeline.windows` decodes the split and cuts each clip into windows of
 the model's input length (1 s, 50 % hop by default); a scorer turns a window batch into
 probabilities (Keras: softmax or sigmoid of the logits per the model spec, as
-:func:`lean_kd.run.experiment.evaluate_keras`; TFLite: one invoke per window from reset variable
+:func:`evaluate_keras` for a model in memory; TFLite: one invoke per window from reset variable
 tensors, the scores the exported graph computes); :func:`lean_kd.models.inference.scored_windows`
 averages each clip's windows and :func:`lean_kd_runtime.metrics.evaluate_scores` gives the metrics.
 
@@ -22,11 +22,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from lean_kd._keras import keras
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline
@@ -104,6 +106,14 @@ def evaluate_model(
         "per_class_ap": dict(zip(index.class_names, metrics["per_class_ap"])),
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def evaluate_keras(model: keras.Model, pipeline: AudioPipeline, split: str) -> dict[str, Any]:
+    """:func:`lean_kd_runtime.metrics.evaluate_scores` of a Keras ``model`` in memory on ``split``
+    of ``pipeline``, with the windows and clip averaging of :func:`evaluate_model` (what
+    training writes into ``metrics.json``)."""
+    found, labels = scored_windows(keras_scorer(model), pipeline.windows(split))
+    return evaluate_scores(found.clip_scores, labels, multi_label=pipeline.index.multi_label)
 
 
 def score_split(
@@ -262,4 +272,4 @@ def _with_progress(batches: Iterable, num_clips: int, enabled: bool, path: Path)
             bar.update(int(np.max(inputs["clip_index"])) + 1 - bar.n)
 
 
-__all__ = ["Scorer", "SplitScores", "evaluate_model", "load_scorer", "score_split", "write_evaluation"]
+__all__ = ["Scorer", "SplitScores", "evaluate_keras", "evaluate_model", "load_scorer", "score_split", "write_evaluation"]

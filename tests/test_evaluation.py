@@ -23,8 +23,7 @@ from lean_kd.data.index import Example
 from lean_kd.data.pipeline import AudioPipeline
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import AudioInputError, ConfigError, DataError, ModelError
-from lean_kd.evaluation import evaluate_model, score_split, write_evaluation
-from lean_kd.run.experiment import evaluate_keras
+from lean_kd.evaluation import evaluate_keras, evaluate_model, score_split, write_evaluation
 from lean_kd.export.tflite import export_tflite
 from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.models.registry import load_model

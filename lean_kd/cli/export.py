@@ -122,8 +122,8 @@ def run_export(args: argparse.Namespace) -> int:
             f"--quant {args.quant} needs calibration audio: pass --calibration-data DATASET ROOT"
         )
     from lean_kd.export.loading import load_keras_model, model_sample_rate
-    from lean_kd.export.representative import representative_from_index
-    from lean_kd.export.tflite import check_output_path, export_tflite, input_samples
+    from lean_kd.export.checkpoint import export_checkpoint
+    from lean_kd.export.tflite import check_output_path
     from lean_kd.models.contract import class_names
     from lean_kd.training.distribute import is_chief
 
@@ -140,22 +140,14 @@ def run_export(args: argparse.Namespace) -> int:
             print(f"Worker done: the chief exports {args.out}")
             return 0
     labels = _labels(args, stored_labels, index)
-    representative = None
-    if index is not None:
-        representative = representative_from_index(
-            index,
-            sample_rate=sample_rate,
-            num_samples=input_samples(model),
-            count=args.calibration_count,
-        )
-    result = export_tflite(
+    result = export_checkpoint(
         model,
         quant=args.quant,
         out=args.out,
+        index=index,
         labels=labels,
         sample_rate=sample_rate,
-        representative=representative,
-        num_calibration=args.calibration_count,
+        calibration_count=args.calibration_count,
         keep_frontend_float=not args.frontend_int8,
         float_ops=tuple(args.float_ops),
         lstm=args.lstm,

@@ -123,12 +123,3 @@ def scored_windows(
     window_scores = np.concatenate(scores)  # [windows, C]
     clip_scores = mean_by_clip(window_scores, clip_index, len(rows))
     return ClipScores(clip_scores, window_scores, clip_index), clip_labels
-
-
-def dataset_clip_scores(model: keras.Model, windows: Iterable) -> tuple[np.ndarray, np.ndarray]:
-    """Clip scores and labels from ``AudioPipeline.windows(split)`` batches.
-
-    Returns ``(scores [clips, C], labels [clips, C])`` in the split's clip order.
-    """
-    result, labels = scored_windows(keras_scorer(model), windows)
-    return result.clip_scores, labels

@@ -22,8 +22,8 @@ from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
 from lean_kd.training.distribute import global_batch_size, is_chief, make_strategy
 from lean_kd.errors import ConfigError, DataError
+from lean_kd.evaluation import evaluate_keras
 from lean_kd.files import write_atomic, write_json
-from lean_kd_runtime.metrics import evaluate_scores
 from lean_kd.run.recipe import CacheSection, ModelSection, Recipe
 from lean_kd.config import TrainingSection
 from lean_kd.training.trainer import FitResult, fit
@@ -280,14 +280,6 @@ def qat_from_recipe(
     return model, index
 
 
-def evaluate_keras(model: keras.Model, pipeline: AudioPipeline, split: str) -> dict[str, Any]:
-    """Clip-level metrics of ``model`` on ``split`` (1 s windows, 50 % overlap, mean scores)."""
-    from lean_kd.models.inference import dataset_clip_scores
-
-    scores, labels = dataset_clip_scores(model, pipeline.windows(split))
-    return evaluate_scores(scores, labels, multi_label=pipeline.index.multi_label)
-
-
 def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
     """metrics.json beside the checkpoints: the best model on val and test (when present)."""
     model = load_model(result.best_path)
@@ -303,4 +295,4 @@ def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
     )
 
 
-__all__ = ["cache_teacher", "distill", "evaluate_keras", "load_data", "load_model", "make_pipeline", "train", "train_student"]
+__all__ = ["cache_teacher", "distill", "load_data", "load_model", "make_pipeline", "train", "train_student"]

@@ -25,7 +25,7 @@ from lean_kd.bench.report import to_markdown
 from lean_kd.files import write_atomic
 from lean_kd.reporting.markdown import MIB, format_number, markdown_table
 from lean_kd.run import plots
-from lean_kd.run.results import STAGES, TRAINED, ModelResult, RunData, floor_note, load_run
+from lean_kd.run.results import STAGE_FOLDERS, TRAINED, ModelResult, RunData, floor_note, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def _bench_label(run: RunData, file_name: str) -> str:
 
 def _stages_section(run: RunData) -> list[str]:
     rows = []
-    for stage in STAGES:
+    for stage in STAGE_FOLDERS:
         info = run.stages.get(stage)
         if info is None:
             rows.append([stage, run.unfinished.get(stage, "?"), "", ""])

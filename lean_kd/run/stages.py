@@ -227,20 +227,18 @@ def run_export(ctx: RunContext, out: Path) -> list[str]:
 
 
 def _export_one(ctx, model, quant: str, path: Path, num_samples: int, windows) -> dict[str, Any]:
-    from lean_kd.export.tflite import export_tflite
+    from lean_kd.export.checkpoint import export_checkpoint
     from lean_kd.export.verify import parity
 
     recipe, index = ctx.recipe, ctx.index()
-    calibration = _waveforms(index, recipe, num_samples, recipe.export.num_calibration, "train")
     try:
-        result = export_tflite(
+        result = export_checkpoint(
             model,
             quant=quant,
             out=path,
-            labels=list(index.class_names),
+            index=index,
             sample_rate=recipe.audio.sample_rate,
-            representative=calibration,
-            num_calibration=recipe.export.num_calibration,
+            calibration_count=recipe.export.num_calibration,
             keep_frontend_float=recipe.export.keep_frontend_float,
             float_ops=recipe.export.float_ops,
             lstm=recipe.export.lstm,

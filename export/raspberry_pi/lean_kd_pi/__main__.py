@@ -112,7 +112,7 @@ def _ints(text: str) -> list[int]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from lean_kd_runtime.bench import run_bench as bench
+    from lean_kd_runtime.bench import measure_models as bench
     from lean_kd_runtime.bench import summary_lines
 
     models = [args.model] + ([args.baseline] if args.baseline else [])
