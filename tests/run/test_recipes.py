@@ -18,7 +18,7 @@ from lean_kd.run.demo import DEMO_RECIPE
 from lean_kd.run.recipe import load_recipe
 from lean_kd.run.runner import run_pipeline
 
-RECIPES = DEMO_RECIPE.parent
+RECIPES = DEMO_RECIPE.resolve().parent  # the package's demo.yaml links to models/recipes
 
 
 def write_csv(path: Path, header: list[str] | None, rows: list[list]) -> None:
