@@ -3,7 +3,7 @@
 Training batches are ``({"waveform": [B, samples], "log_mel": [B, frames, mel]}, labels [B, C])``.
 Canonical 16-bit PCM WAV files are read, decoded and resampled in the graph
 (:mod:`lean_kd.audio.wav_tf`), in parallel with no Python per file; other files are decoded by
-soundfile + soxr through ``tf.numpy_function`` (no tensorflow-io, see DESIGN.md). Cropping,
+soundfile + soxr through ``tf.numpy_function`` (no tensorflow-io: see ARCHITECTURE.md). Cropping,
 mixup, log-mel and SpecAugment run in the graph on whole batches. A broken file is skipped and
 counted (``pipeline.broken``) unless strict.
 """

@@ -1,7 +1,7 @@
 """MediaPipe Tasks' AudioClassifier loads an exported model and agrees with lean_kd's evaluation.
 
 MediaPipe runs in its own virtualenv (``python tests/export/mediapipe_env.py setup``; see
-DESIGN.md for why): the test writes the model and a WAV, runs ``mediapipe_env.py classify``
+ARCHITECTURE.md for why): the test writes the model and a WAV, runs ``mediapipe_env.py classify``
 there and compares its per-window results with the same file run through ai-edge-litert on
 the same windows. MediaPipe cuts a clip into consecutive windows of the model's input
 length, zero-padding the last one, and does not reset LSTM state between them; the
