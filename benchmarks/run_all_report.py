@@ -193,7 +193,10 @@ def table_row(
 ) -> list[str]:
     """One row of :data:`HEADER` from a bench model entry and an evaluation report."""
     entry = latency(model) or {}
-    metric = lambda key: format_number((evaluation or {}).get(key), digits=3)
+
+    def metric(key: str) -> str:
+        return format_number((evaluation or {}).get(key), digits=3)
+
     return [
         name,
         quant,

@@ -26,8 +26,7 @@ HELP_COLUMNS = "100"  # argparse wraps to $COLUMNS: fixed so the text does not d
 def _subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     for action in parser._actions:  # argparse has no public accessor for subparsers
         if isinstance(action, argparse._SubParsersAction):
-            for name, child in action.choices.items():
-                yield name, child
+            yield from action.choices.items()
 
 
 def _walk(parser: argparse.ArgumentParser, prefix: str) -> Iterator[tuple[str, str]]:

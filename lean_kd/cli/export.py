@@ -49,6 +49,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sample-rate", type=int, help="default: the model's own (spec or log-mel layer)"
     )
+    _add_int8_arguments(parser)
+    parser.add_argument(
+        "--multi-label", action="store_true", help="sigmoid scores (default: the model's spec)"
+    )
+    _add_qat_arguments(parser)
+    parser.set_defaults(handler=run_export)
+
+
+def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    """How an int8 export treats the frontend, chosen ops, LSTMs and the DFT."""
     parser.add_argument(
         "--frontend-int8",
         action="store_true",
@@ -80,9 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "official YAMNet's frontend (faster; quantizes each frame to 8 bits, see "
         "benchmarks/results/latency_profile.md)",
     )
-    parser.add_argument(
-        "--multi-label", action="store_true", help="sigmoid scores (default: the model's spec)"
-    )
+
+
+def _add_qat_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--qat`` and the recipe, teacher and schedule of the fine-tune."""
     qat = parser.add_argument_group(
         "quantization-aware training (--qat)",
         "fine-tune the student with fake-quantized conv/dense layers and the recipe's "
@@ -109,7 +120,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run folder of the fine-tune (checkpoints, history); default: OUT without its "
         "suffix + '.qat'",
     )
-    parser.set_defaults(handler=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:

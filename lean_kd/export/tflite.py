@@ -99,14 +99,11 @@ def export_tflite(
 ) -> ExportResult:
     """Convert ``model`` in mode ``quant``, add metadata, write ``out`` atomically.
 
-    ``representative``: calibration waveforms for int8 / int16x8 (see
-    :func:`lean_kd.export.representative.calibration_set`), the first ``num_calibration``
-    used. ``float_ops``: int8 only, TFLite op types to keep float besides those that models
-    with LSTMs always keep float; ``lstm``: int8 only, how LSTMs are stored, hybrid (int8
-    weights, float activations), int8 or float (see :mod:`lean_kd.export.quantize`).
-    ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one).
-    Raises ExportError (ConfigError for an unknown mode) before converting when an input is
-    wrong, and never leaves a partial file at ``out``.
+    ``representative``: calibration waveforms for int8 / int16x8, the first ``num_calibration``
+    used. int8 only: ``float_ops`` are op types kept float (besides those LSTM models always
+    keep float), ``lstm`` and ``dft`` how LSTMs and the DFT are stored (:mod:`.quantize`).
+    ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one). Raises
+    ExportError (ConfigError for an unknown mode) before converting; never a partial ``out``.
     """
     out = Path(out)
     check_output_path(out)
@@ -114,33 +111,14 @@ def export_tflite(
     num_samples, spec = model_facts(model, labels=labels, sample_rate=sample_rate)
     lstm = resolve_lstm_mode(model, lstm)
     multi_label = (spec.multi_label if spec else False) if multi_label is None else multi_label
+    options = dict(keep_frontend_float=keep_frontend_float, float_ops=tuple(float_ops), lstm=lstm, dft=dft)
     timings: dict[str, float] = {}
     with _timed(timings, "calibration_data"):
-        calibration = None
-        if quant in CALIBRATED_MODES and representative is not None:
-            calibration = calibration_set(
-                representative,
-                num_samples=num_samples,
-                sample_rate=sample_rate,
-                count=num_calibration,
-            )
+        calibration = _calibration(quant, representative, num_samples, sample_rate, num_calibration)
     with _timed(timings, "convert"):
-        flatbuffer = convert(
-            model,
-            quant=quant,
-            calibration=calibration,
-            keep_frontend_float=keep_frontend_float,
-            float_ops=float_ops,
-            lstm=lstm,
-            dft=dft,
-            multi_label=multi_label,
-        )
+        flatbuffer = convert(model, quant=quant, calibration=calibration, multi_label=multi_label, **options)
     with _timed(timings, "metadata_and_write"):
-        packed = add_metadata(flatbuffer, labels=list(labels), sample_rate=sample_rate, info=info)
-        if quant in SHARED_VECTOR_MODES:
-            packed = share_quantization_vectors(packed)
-        write_atomic(out, packed, error=ExportError)
-    int8 = quant == "int8"
+        packed = _write_model(flatbuffer, out, quant=quant, labels=labels, sample_rate=sample_rate, info=info)
     result = ExportResult(
         path=out,
         size_bytes=len(packed),
@@ -150,15 +128,47 @@ def export_tflite(
         num_samples=num_samples,
         labels=tuple(labels),
         multi_label=multi_label,
-        keep_frontend_float=int8 and keep_frontend_float and bool(frontend_layers(model)),
-        float_ops=int8_float_ops(model, tuple(float_ops), lstm) if int8 else (),
-        lstm=lstm if int8 and lstm_directions(model) else "",
-        dft=dft if int8 and _log_mels(model) else "",
+        **_int8_facts(model, quant, **options),
         calibration_count=len(calibration or ()),
         timings_seconds=timings,
     )
     logger.info("Wrote %s (%s, %d bytes): %s", out, quant, len(packed), result.summary.format())
     return result
+
+
+def _calibration(
+    quant: str, representative: Iterable[Any] | None, num_samples: int, sample_rate: int, count: int
+) -> list[np.ndarray] | None:
+    """The checked calibration windows when ``quant`` calibrates and waveforms were given."""
+    if quant not in CALIBRATED_MODES or representative is None:
+        return None
+    return calibration_set(representative, num_samples=num_samples, sample_rate=sample_rate, count=count)
+
+
+def _write_model(
+    flatbuffer: bytes, out: Path, *, quant: str, labels: list[str], sample_rate: int, info: ModelInfo
+) -> bytes:
+    """Add the audio metadata, share per-channel vectors where the mode has them, write ``out``
+    atomically; the bytes written."""
+    packed = add_metadata(flatbuffer, labels=list(labels), sample_rate=sample_rate, info=info)
+    if quant in SHARED_VECTOR_MODES:
+        packed = share_quantization_vectors(packed)
+    write_atomic(out, packed, error=ExportError)
+    return packed
+
+
+def _int8_facts(
+    model: keras.Model, quant: str, *, keep_frontend_float: bool, float_ops: tuple[str, ...], lstm: str, dft: str
+) -> dict[str, Any]:
+    """The ExportResult fields that describe an int8 export (empty values for other modes)."""
+    if quant != "int8":
+        return {"keep_frontend_float": False, "float_ops": (), "lstm": "", "dft": ""}
+    return {
+        "keep_frontend_float": keep_frontend_float and bool(frontend_layers(model)),
+        "float_ops": int8_float_ops(model, float_ops, lstm),
+        "lstm": lstm if lstm_directions(model) else "",
+        "dft": dft if _log_mels(model) else "",
+    }
 
 
 def convert(

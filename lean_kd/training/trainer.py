@@ -138,15 +138,7 @@ def fit(
     writes ``run_dir`` (see :mod:`lean_kd.training.distribute`).
     """
     strategy = distiller.distribute_strategy
-    backup, run_dir = Path(run_dir) / "backup", write_dir(Path(run_dir), strategy)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    history_path = run_dir / "history.csv"
-    if not (backup.is_dir() and any(backup.iterdir())):  # fresh: forget a finished run's logs
-        history_path.unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
-    previous = read_history(history_path).get(training.monitor, [])
-    best = (min if training.monitor == "val_loss" else max)(previous) if previous else None
-
+    run_dir, backup, best = _open_run_dir(Path(run_dir), strategy, training.monitor)
     seed_everything(training.seed, deterministic=pipeline.config.deterministic)
     set_class_names(distiller.student, pipeline.index.class_names)  # saved with each checkpoint
     distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
@@ -158,7 +150,7 @@ def fit(
         )
     with strategy.scope():
         distiller.compile(optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label))
-    best_path = run_dir / "best.keras"
+    best_path, history_path = run_dir / "best.keras", run_dir / "history.csv"
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.CSVLogger(str(history_path), append=True),
@@ -176,6 +168,20 @@ def fit(
         shutil.copyfile(final_path, best_path)
     history = read_history(history_path)
     return FitResult(run_dir, best_path, final_path, history, len(next(iter(history.values()), [])))
+
+
+def _open_run_dir(run_dir: Path, strategy: tf.distribute.Strategy, monitor: str) -> tuple[Path, Path, float | None]:
+    """The folder this worker writes, the BackupAndRestore folder, and the best ``monitor`` of
+    the epochs already run. A fresh (not resumed) run forgets a finished run's logs."""
+    backup, run_dir = run_dir / "backup", write_dir(run_dir, strategy)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    history_path = run_dir / "history.csv"
+    if not (backup.is_dir() and any(backup.iterdir())):
+        history_path.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+    previous = read_history(history_path).get(monitor, [])
+    best = (min if monitor == "val_loss" else max)(previous) if previous else None
+    return run_dir, backup, best
 
 
 def _early_stopping(training: TrainingSection) -> list[keras.callbacks.Callback]:

@@ -102,7 +102,7 @@ def weights(path: Path) -> list[np.ndarray]:
 def test_mirrored_train_and_distill_on_two_logical_cpus(workspace, tmp_path):
     recipe = write_recipe(workspace, tmp_path / "r.yaml")
     teacher, student = tmp_path / "teacher", tmp_path / "student"
-    result = lean_kd("train", "--config", str(recipe), "--out", str(teacher), "--strategy", "mirrored", LEAN_KD_CPU_DEVICES="2")
+    lean_kd("train", "--config", str(recipe), "--out", str(teacher), "--strategy", "mirrored", LEAN_KD_CPU_DEVICES="2")
     # INFO lines go to the run folder's lean_kd.log (the console shows warnings and results)
     assert "MirroredStrategy: 2 replica(s); batch 4 per replica, 8 global" in (teacher / LOG_FILE).read_text()
     assert read_history(teacher / "history.csv")["epoch"] == [0.0, 1.0]
@@ -111,7 +111,7 @@ def test_mirrored_train_and_distill_on_two_logical_cpus(workspace, tmp_path):
     per_replica = write_recipe(
         workspace, tmp_path / "p.yaml", batch=4, extra="distribute: {strategy: mirrored, batch: per_replica}\n"
     )
-    result = lean_kd(
+    lean_kd(
         "distill", "--config", str(per_replica), "--teacher", str(teacher / "best.keras"), "--out", str(student),
         LEAN_KD_CPU_DEVICES="2",
     )

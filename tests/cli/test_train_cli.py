@@ -66,7 +66,7 @@ def test_train_cache_distill_commands(recipe, tmp_path, capsys):
 
 def test_distill_without_a_teacher_is_one_line(recipe, tmp_path, capsys):
     no_teacher = tmp_path / "no_teacher.yaml"
-    no_teacher.write_text("\n".join(l for l in recipe.read_text().splitlines() if not l.startswith("teacher:")))
+    no_teacher.write_text("\n".join(line for line in recipe.read_text().splitlines() if not line.startswith("teacher:")))
     assert main(["distill", "--config", str(no_teacher), "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lean-kd: error:") and "teacher" in err and "\n" not in err

@@ -21,7 +21,7 @@ from lean_kd.evaluation import evaluate_model, score_split
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "export" / "raspberry_pi"
 sys.path.insert(0, str(RUNNER_DIR))
 
-import lean_kd_pi.__main__ as runner
+import lean_kd_pi.__main__ as runner  # noqa: E402 (after the path insert)
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 

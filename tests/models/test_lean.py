@@ -13,9 +13,10 @@ from lean_kd.models.contract import ModelSpec, check_model
 from lean_kd.models.lean import LEANConfig, build_lean
 from lean_kd.models.yamnet.network import block_names, weighted_layers, yamnet_backbone
 from lean_kd.models.yamnet.weights import load_yamnet_weights
-from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
+from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+synth = synth_fixture  # the tiny synthetic dataset, one per session
 
 SPEC = ModelSpec(num_classes=3)
 MAX_PARAMETERS = 4_800_000  # the LEAN paper's footprint: int8 TFLite within 4.5 MB
