@@ -210,24 +210,24 @@ def test_deleted_output_reruns_that_stage_and_what_depends_on_it(finished_run, t
 
 @pytest.mark.heavy
 def test_full_disk_at_export_is_a_clear_error_and_not_marked_done(finished_run, tiny, tmp_path, monkeypatch):
-    from lean_kd.export import tflite
+    from lean_kd.export import checkpoint  # the export stage's one path to export_tflite
 
     run_dir = tmp_path / "copy"
     shutil.copytree(finished_run, run_dir)
-    real = tflite.export_tflite
+    real = checkpoint.export_tflite
 
     def full_disk_after_first(model, **kwargs):
         if kwargs["quant"] != "int8":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(model, **kwargs)
 
-    monkeypatch.setattr(tflite, "export_tflite", full_disk_after_first)
+    monkeypatch.setattr(checkpoint, "export_tflite", full_disk_after_first)
     recipe = load_recipe(tiny["recipe"]())
     with pytest.raises(ExportError, match=r"stage export: Cannot export .*student_float32\.tflite \(float32\): the disk is full"):
         run_pipeline(recipe, run_dir, from_stage="export", progress=False, echo=lambda _: None)
     assert not (run_dir / "export" / STAGE_FILE).exists()
-    assert not list((run_dir / "export").glob(".*.tmp"))
-    monkeypatch.setattr(tflite, "export_tflite", real)  # disk freed: the rerun finishes the stage
+    assert not list((run_dir / "export").glob(".*"))  # no temporary file left
+    monkeypatch.setattr(checkpoint, "export_tflite", real)  # disk freed: the rerun finishes the stage
     result = run_pipeline(recipe, run_dir, until="export", progress=False, echo=lambda _: None)
     assert statuses(result)["export"] == "ran" and (run_dir / "export" / STAGE_FILE).is_file()
 
