@@ -226,7 +226,7 @@ def test_full_disk_at_export_is_a_clear_error_and_not_marked_done(finished_run, 
     with pytest.raises(ExportError, match=r"stage export: Cannot export .*student_float32\.tflite \(float32\): the disk is full"):
         run_pipeline(recipe, run_dir, from_stage="export", progress=False, echo=lambda _: None)
     assert not (run_dir / "export" / STAGE_FILE).exists()
-    assert not list((run_dir / "export").glob(".*"))  # no temporary file left
+    assert not list((run_dir / "export").glob(".*.tflite*"))  # no temporary export left
     monkeypatch.setattr(checkpoint, "export_tflite", real)  # disk freed: the rerun finishes the stage
     result = run_pipeline(recipe, run_dir, until="export", progress=False, echo=lambda _: None)
     assert statuses(result)["export"] == "ran" and (run_dir / "export" / STAGE_FILE).is_file()
@@ -289,7 +289,7 @@ def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
 
 
 def test_probe_without_pretrained_weights_is_skipped_with_a_note(tiny, tmp_path, monkeypatch):
-    from lean_kd.models import yamnet_pretrained
+    from lean_kd.models.yamnet import pretrained as yamnet_pretrained
     from lean_kd.run.report import write_run_report
 
     monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
@@ -318,7 +318,7 @@ def test_stage_names_match_the_package_list():
 
 
 def test_missing_yamnet_weights_is_one_line_and_recorded(tiny, tmp_path, monkeypatch):
-    from lean_kd.models import yamnet_pretrained
+    from lean_kd.models.yamnet import pretrained as yamnet_pretrained
 
     monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
     monkeypatch.setenv("LEAN_KD_CACHE", str(tmp_path / "empty_cache"))
