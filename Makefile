@@ -33,7 +33,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lean-kd demo --out runs/demo
 
+# lint-imports: the one-way import contract (pyproject.toml [tool.importlinter]); ruff: lint and
+# formatting (pyproject.toml [tool.ruff]). Any of them failing fails `make test`.
 test: $(STAMP) $(MEDIAPIPE_STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q --timeout=900 $(PYTEST_ARGS)
 
 # The stand-in for "another CPU": every test that trains reruns with its seeds shifted by 0, 1

@@ -24,7 +24,7 @@ from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import TeacherCache, build_teacher_cache
 from lean_kd.models.registry import build
-from lean_kd.training import student_metrics
+from lean_kd.training.trainer import student_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_speed.md"
 
@@ -57,19 +57,39 @@ def main() -> None:
     synthesize(root / "data", SynthConfig(clips_per_class=args.clips_per_class), progress=False)
     index = load_index("csv", root / "data")
     audio = AudioConfig(clip_seconds=1.0)
-    pipeline = AudioPipeline(index, audio=audio, features=None, pipeline=PipelineConfig(batch_size=32, cache=True))
+    pipeline = AudioPipeline(
+        index, audio=audio, features=None, pipeline=PipelineConfig(batch_size=32, cache=True)
+    )
     teacher = build(args.teacher, index.num_classes)
     start = time.perf_counter()
-    build_teacher_cache(teacher, index, root / "cache", audio=audio, teacher_name=args.teacher, crops_per_clip=2, progress=False)
+    build_teacher_cache(
+        teacher,
+        index,
+        root / "cache",
+        audio=audio,
+        teacher_name=args.teacher,
+        crops_per_clip=2,
+        progress=False,
+    )
     cache_seconds = time.perf_counter() - start
     crops = TeacherCache(root / "cache", index=index).crop_table(index.split("train"))
-    online = epoch_seconds(build(args.student, index.num_classes), teacher, pipeline.dataset("train", training=True), args.epochs)
-    cached = epoch_seconds(build(args.student, index.num_classes), None, pipeline.dataset("train", training=True, crops=crops), args.epochs)
+    online = epoch_seconds(
+        build(args.student, index.num_classes),
+        teacher,
+        pipeline.dataset("train", training=True),
+        args.epochs,
+    )
+    cached = epoch_seconds(
+        build(args.student, index.num_classes),
+        None,
+        pipeline.dataset("train", training=True, crops=crops),
+        args.epochs,
+    )
     text = f"""# Distillation speed: online teacher vs teacher cache
 
 Command: `python benchmarks/distill_speed.py --teacher {args.teacher} --student {args.student} --clips-per-class {args.clips_per_class} --epochs {args.epochs}`
 
-Synthetic dataset, {len(index.split('train'))} training clips of 1 s, batch 32, Hinton KD; median epoch
+Synthetic dataset, {len(index.split("train"))} training clips of 1 s, batch 32, Hinton KD; median epoch
 time over {args.epochs} epochs after a first (tracing) epoch.
 
 | mode | seconds per epoch |

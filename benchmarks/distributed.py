@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from lean_kd.distribute import localhost_cluster, worker_tf_config
+from lean_kd.training.distribute import localhost_cluster, worker_tf_config
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "distributed.md"
@@ -38,7 +38,10 @@ LEAN_KD = str(Path(sys.executable).parent / "lean-kd")
 def run_workers(recipe: Path, out: Path, workers: int, logs: Path) -> float:
     """Run the command on ``workers`` processes (0: plain, no strategy); wall seconds."""
     base = [LEAN_KD, "train", "--config", str(recipe), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     cluster = localhost_cluster(max(workers, 1))
     processes = []
     start = time.perf_counter()
@@ -95,7 +98,10 @@ def main() -> None:
         wall = run_workers(recipe, out, workers, work)
         gaps = epoch_seconds(out)
         rows.append((workers, statistics.median(gaps), min(gaps), max(gaps), wall))
-        print(f"{out.name}: median epoch {rows[-1][1]:.1f} s over {len(gaps)} epochs; command {wall:.0f} s", flush=True)
+        print(
+            f"{out.name}: median epoch {rows[-1][1]:.1f} s over {len(gaps)} epochs; command {wall:.0f} s",
+            flush=True,
+        )
     write_results(args, rows)
 
 
@@ -134,7 +140,9 @@ def write_results(args: argparse.Namespace, rows: list[tuple]) -> None:
     ]
     for workers, median, low, high, wall in rows:
         name = "1 process, no strategy" if not workers else f"multiworker, {workers} worker(s)"
-        lines.append(f"| {name} | {median:.1f} | {low:.1f} - {high:.1f} | {median / reference:.2f}x | {wall:.0f} |")
+        lines.append(
+            f"| {name} | {median:.1f} | {low:.1f} - {high:.1f} | {median / reference:.2f}x | {wall:.0f} |"
+        )
     lines += ["", machine, ""]
     RESULTS.write_text("\n".join(lines))
     print(f"Wrote {RESULTS}")

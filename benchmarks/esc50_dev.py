@@ -1,7 +1,7 @@
 """Real environmental sound, few clips per class: ESC-50 dev set, 4-fold cross-validation.
 
 For each test fold k of ``../shared/datasets/esc50-dev`` (train on the other three, 15 % of
-their source recordings held out for validation) and each seed, through ``lean_kd.experiment``
+their source recordings held out for validation) and each seed, through ``lean_kd.run.experiment``
 and ``lean_kd.probe`` (the code of ``lean-kd probe / train / cache-teacher / distill``) and the
 recipe ``models/recipes/esc50_dev.yaml``:
 
@@ -32,16 +32,17 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from lean_kd import experiment
 from lean_kd.distill.teacher_cache import META_FILE
 from lean_kd.files import write_atomic
 from lean_kd.probe import run_probe, yamnet_backbone
-from lean_kd.recipe import Recipe, load_recipe
+from lean_kd.run import experiment
+from lean_kd.run.recipe import Recipe, load_recipe
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -101,13 +102,30 @@ def fold_runs(
     index = experiment.load_data(recipe)
     folder = out / f"fold{fold}"
     rows = [
-        _row("probe (floor)", fold, None, finished(folder / "probe", lambda: run_probe(
-            index, folder / "probe", backbone=yamnet_backbone(), settings=recipe.probe,
-            cache_dir=out / "window_outputs",
-        ))),  # fmt: skip
-        _row("teacher (frozen YAMNet, window head)", fold, None, finished(
-            folder / "teacher", lambda: experiment.train(recipe, folder / "teacher", verbose=0)
-        ), folder / "teacher" / "best.keras"),  # fmt: skip
+        _row(
+            "probe (floor)",
+            fold,
+            None,
+            finished(
+                folder / "probe",
+                lambda: run_probe(
+                    index,
+                    folder / "probe",
+                    backbone=yamnet_backbone(),
+                    settings=recipe.probe,
+                    cache_dir=out / "window_outputs",
+                ),
+            ),
+        ),  # fmt: skip
+        _row(
+            "teacher (frozen YAMNet, window head)",
+            fold,
+            None,
+            finished(
+                folder / "teacher", lambda: experiment.train(recipe, folder / "teacher", verbose=0)
+            ),
+            folder / "teacher" / "best.keras",
+        ),  # fmt: skip
     ]
     if not students:
         return rows
@@ -127,7 +145,9 @@ def fold_runs(
             rows.append(_row(method, fold, seed, metrics, run_dir / "best.keras"))
             if student.int8:
                 int8 = finished_int8(run_dir, teach, index)
-                rows.append(_row(f"{method}, int8 TFLite", fold, seed, int8, run_dir / "best.keras"))
+                rows.append(
+                    _row(f"{method}, int8 TFLite", fold, seed, int8, run_dir / "best.keras")
+                )
     return rows
 
 
@@ -148,22 +168,18 @@ def finished_int8(run_dir: Path, recipe: Recipe, index: Any) -> dict[str, Any]:
     path = run_dir / "int8" / "metrics.json"
     if not path.exists():
         from lean_kd.evaluation import evaluate_model
-        from lean_kd.export.representative import representative_from_index
-        from lean_kd.export.tflite import export_tflite, input_samples
+        from lean_kd.export.checkpoint import export_checkpoint
 
         model = experiment.load_model(run_dir / "best.keras")
         path.parent.mkdir(exist_ok=True)
-        samples = input_samples(model)
-        calibration = [w.reshape(-1)[:samples] for w, _ in representative_from_index(
-            index, sample_rate=recipe.audio.sample_rate, num_samples=samples,
-            count=recipe.export.num_calibration,
-        )]  # fmt: skip
         start = time.perf_counter()
-        exported = export_tflite(
-            model, quant="int8", out=run_dir / "int8" / "model.tflite", labels=list(index.class_names),
-            sample_rate=recipe.audio.sample_rate, representative=calibration, lstm=recipe.export.lstm,
+        exported = export_checkpoint(
+            model, quant="int8", out=run_dir / "int8" / "model.tflite", index=index,
+            calibration_count=recipe.export.num_calibration, lstm=recipe.export.lstm,
         )  # fmt: skip
-        report = evaluate_model(exported.path, index, split="test", audio=recipe.audio, progress=False)
+        report = evaluate_model(
+            exported.path, index, split="test", audio=recipe.audio, progress=False
+        )
         metrics = {
             "test": report, "parameters": int(model.count_params()),
             "wall_seconds": round(time.perf_counter() - start, 1), "size_bytes": exported.size_bytes,
@@ -260,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("LEAN_KD_YAMNET", str(weights))
     base = load_recipe(args.recipe, data={"root": str(args.data)})
     start = time.perf_counter()
-    rows = [r for fold in args.folds for r in fold_runs(base, args.out, fold, args.seeds, args.students, args.methods)]
+    rows = [
+        r
+        for fold in args.folds
+        for r in fold_runs(base, args.out, fold, args.seeds, args.students, args.methods)
+    ]
     write_results(rows, args, time.perf_counter() - start)
     return 0
 

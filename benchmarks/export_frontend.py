@@ -35,7 +35,6 @@ from lean_kd.audio.io import load_audio
 from lean_kd.audio.windows import fix_length
 from lean_kd.data.adapters import load_index
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.export.ops import OP_NAMES
 from lean_kd.export.quantize import lstm_directions
 from lean_kd.export.representative import calibration_set
 from lean_kd.export.tflite import convert
@@ -48,6 +47,7 @@ from lean_kd.models.contract import (
     waveform_input,
 )
 from lean_kd.models.lean import LEANConfig, build_lean
+from lean_kd_runtime.tflite_graph import operator_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export_frontend.md"
 SHARED_YAMNET = (
@@ -134,7 +134,7 @@ def log_tensor(model_bytes: bytes) -> int:
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = codes[op.OpcodeIndex()]
-        if OP_NAMES.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) == "LOG":
+        if operator_name(code) == "LOG":
             return op.Outputs(0)
     raise ValueError("the model has no LOG op")
 

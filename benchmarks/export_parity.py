@@ -28,15 +28,13 @@ from lean_kd._keras import keras
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ExportError
-from lean_kd.experiment import load_data, make_pipeline, train_student
-from lean_kd.export.loading import model_sample_rate
+from lean_kd.export.checkpoint import export_checkpoint
 from lean_kd.export.quantize import QUANT_MODES
-from lean_kd.export.representative import representative_from_index
-from lean_kd.export.tflite import export_tflite, input_samples
 from lean_kd.export.verify import keras_scores, tflite_scores
-from lean_kd.metrics import aggregate_windows, evaluate_scores
 from lean_kd.models.registry import load_model
-from lean_kd.recipe import Recipe, load_recipe
+from lean_kd.run.experiment import load_data, make_pipeline, train_student
+from lean_kd.run.recipe import Recipe, load_recipe
+from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "export.md"
@@ -99,23 +97,15 @@ def measure_model(
 ) -> list[Row]:
     """One row per mode: export, score the windows, compare with the Keras scores."""
     folder = Path(args.work_dir)
-    sample_rate = model_sample_rate(model)
     expected = keras_scores(model, windows.waveforms, multi_label=windows.multi_label)
     keras_map = clip_map(expected, windows)
     rows = []
     for mode in args.modes:
-        representative = representative_from_index(
-            index,
-            sample_rate=sample_rate,
-            num_samples=input_samples(model),
-            count=args.calibration_count,
-        )
         start = time.perf_counter()
         try:
-            result = export_tflite(
-                model, quant=mode, out=folder / f"{mode}.tflite", labels=list(index.class_names),
-                sample_rate=sample_rate, representative=representative,
-                num_calibration=args.calibration_count, multi_label=windows.multi_label,
+            result = export_checkpoint(
+                model, quant=mode, out=folder / f"{mode}.tflite", index=index,
+                calibration_count=args.calibration_count, multi_label=windows.multi_label,
             )  # fmt: skip
         except ExportError as exc:
             rows.append(Row(name, mode, None, None, keras_map, None, None, f"not exported: {exc}"))

@@ -31,8 +31,7 @@ from lean_kd.audio.features import YAMNET_PRESET
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.data.pipeline import AudioPipeline
-
-from fsdd_kd import write_atomic  # benchmarks/ is on sys.path when run as a script
+from lean_kd.files import write_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "features.md"

@@ -2,7 +2,7 @@
 
 Fine-tunes the recipe's YAMNet teacher once, caches its outputs (fixed crops per clip), then
 trains each student without KD, with Hinton KD, with PKT (+ CE) and with KD + PKT, for several
-seeds, all from the cache. Every run goes through ``lean_kd.experiment`` (the code path of
+seeds, all from the cache. Every run goes through ``lean_kd.run.experiment`` (the code path of
 ``lean-kd train / cache-teacher / distill``) and the FSDD recipe, so ``lean-kd run`` with
 ``models/recipes/fsdd.yaml`` trains the "lean / kd" cell of the table.
 
@@ -20,10 +20,10 @@ import argparse
 import concurrent.futures
 import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import shlex
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from lean_kd import experiment
 from lean_kd.distill.teacher_cache import META_FILE
-from lean_kd.recipe import ModelSection, Recipe, load_recipe
+from lean_kd.files import write_atomic
+from lean_kd.run import experiment
+from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -44,8 +45,13 @@ METHODS: dict[str, list[dict[str, Any]]] = {
     "no KD": [{"name": "ce"}],
     "KD": [{"name": "hinton_kd", "temperature": 4.0, "lambda": 1.0}],
     "PKT": [{"name": "ce"}, {"name": "pkt", "weight": 1.0}],
-    "KD + PKT": [{"name": "hinton_kd", "temperature": 4.0, "lambda": 1.0}, {"name": "pkt", "weight": 1.0}],
+    "KD + PKT": [
+        {"name": "hinton_kd", "temperature": 4.0, "lambda": 1.0},
+        {"name": "pkt", "weight": 1.0},
+    ],
 }
+
+
 @dataclasses.dataclass(frozen=True)
 class Student:
     model: ModelSection
@@ -53,18 +59,13 @@ class Student:
 
 
 STUDENTS: dict[str, Student] = {
-    "lean": Student(ModelSection(name="lean", options={"pretrained": "if_available"}), epochs=3),  # = recipe
+    "lean": Student(
+        ModelSection(name="lean", options={"pretrained": "if_available"}), epochs=3
+    ),  # = recipe
     "cnn": Student(
         ModelSection(name="mobilenet_v2", options={"width": 0.5, "last_channels": 256}), epochs=4
     ),
 }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: never a truncated file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def run_once(run_dir: Path, train: Any) -> dict[str, Any]:
@@ -83,16 +84,21 @@ def run_once(run_dir: Path, train: Any) -> dict[str, Any]:
 def student_recipe(base: Recipe, student: str, method: str, seed: int) -> Recipe:
     setup = STUDENTS[student]
     training = dataclasses.replace(base.training, seed=seed, epochs=setup.epochs)
-    return dataclasses.replace(base, student=setup.model, loss=tuple(METHODS[method]), training=training)
+    return dataclasses.replace(
+        base, student=setup.model, loss=tuple(METHODS[method]), training=training
+    )
 
 
 def distill_run(run_dir: Path, recipe: Recipe, cache_dir: Path) -> dict[str, Any]:
     """One student run (in a worker process): its metrics, training it when not finished."""
-    return run_once(run_dir, lambda: experiment.distill(recipe, run_dir, cache_dir=cache_dir, verbose=2))
+    return run_once(
+        run_dir, lambda: experiment.distill(recipe, run_dir, cache_dir=cache_dir, verbose=2)
+    )
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, str]:
     """mean ± std of the test metrics over seeds, as table cells."""
+
     def cell(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
         arr = np.asarray(values) * scale
         return f"{arr.mean():.{digits}f} ± {arr.std(ddof=1) if len(arr) > 1 else 0.0:.{digits}f}"
@@ -118,7 +124,10 @@ def write_results(
     lines = [
         "# Knowledge distillation on FSDD (spoken digits)",
         "",
-        f"Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`".rstrip(" `") + "`",
+        f"Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`".rstrip(
+            " `"
+        )
+        + "`",
         "",
         f"Data: Free Spoken Digit Dataset ({recipe.data.root}), customary split (recordings 0-4 of each "
         f"speaker/digit are the test set, 300 clips), {recipe.data.options.get('val_fraction', 0)} of train held out "
@@ -148,7 +157,11 @@ def write_results(
         "embeddings (seed 000); KD + PKT = both. The teacher's outputs come from the cache (built once).",
         "",
         f"Total wall time {total / 60:.1f} min for the whole script"
-        + (f", not counting {reused} run(s) reused from an earlier invocation" if reused else ", from scratch")
+        + (
+            f", not counting {reused} run(s) reused from an earlier invocation"
+            if reused
+            else ", from scratch"
+        )
         + f"; student runs {args.jobs} at a time (`--jobs`), so a run's 'train minutes' is under that "
         f"sharing. Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU, "
         f"load average at the end {os.getloadavg()[0]:.1f}.",
@@ -179,19 +192,27 @@ def main() -> None:
     if not (cache_dir / META_FILE).exists():  # written last: a partial cache resumes
         experiment.cache_teacher(recipe, teacher_dir / "best.keras", cache_dir)
     cells = [  # seed-major: an interrupted benchmark has every cell at least once
-        (student, method, seed) for seed in args.seeds for student in args.students for method in args.methods
+        (student, method, seed)
+        for seed in args.seeds
+        for student in args.students
+        for method in args.methods
     ]
     run_dirs = {
-        cell: args.out / f"{cell[0]}_{cell[1].replace(' ', '').replace('+', '_').lower()}_s{cell[2]}"
+        cell: args.out
+        / f"{cell[0]}_{cell[1].replace(' ', '').replace('+', '_').lower()}_s{cell[2]}"
         for cell in cells
     }
     reused += sum((d / "metrics.json").exists() for d in run_dirs.values())
     context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per run
-    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        args.jobs, mp_context=context, max_tasks_per_child=1
+    ) as pool:
         futures = {}
         for cell in cells:
             print(f"== {cell[0]} / {cell[1]} / seed {cell[2]} -> {run_dirs[cell]}", flush=True)
-            futures[cell] = pool.submit(distill_run, run_dirs[cell], student_recipe(recipe, *cell), cache_dir)
+            futures[cell] = pool.submit(
+                distill_run, run_dirs[cell], student_recipe(recipe, *cell), cache_dir
+            )
         runs: dict[tuple[str, str], list[dict]] = {}
         for (student, method, _), future in futures.items():
             runs.setdefault((student, method), []).append(future.result())

@@ -30,12 +30,12 @@ import numpy as np
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.bench.profile import profile_model
 from lean_kd.bench.profile_report import profile_markdown
-from lean_kd_pi.timing import load_model
-
-from lean_kd.bench.report import markdown_table, write_text
+from lean_kd.bench.report import write_text
 from lean_kd.export.tflite import export_tflite
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode
 from lean_kd.models import registry
+from lean_kd.reporting.markdown import markdown_table
+from lean_kd_runtime.timing import load_model
 
 HERE = Path(__file__).resolve().parent
 EXPORTS = (  # (model, lstm, dft): the default (auto, rfft), the previous default, the options
@@ -66,8 +66,15 @@ def export(name: str, lstm: str, dft: str, out: Path, *, again: bool) -> tuple[P
     if path.exists() and not again:
         return path, resolve_lstm_mode(model, lstm)
     result = export_tflite(
-        model, quant="int8", out=path, labels=[str(i) for i in range(CLASSES)],
-        sample_rate=16000, representative=calibration(), num_calibration=50, lstm=lstm, dft=dft,
+        model,
+        quant="int8",
+        out=path,
+        labels=[str(i) for i in range(CLASSES)],
+        sample_rate=16000,
+        representative=calibration(),
+        num_calibration=50,
+        lstm=lstm,
+        dft=dft,
     )
     return path, result.lstm
 
@@ -77,12 +84,18 @@ def bench_rows(path: Path, label: str, baseline: Path, config: BenchConfig) -> l
     model, base = report["models"]
     rows = []
     for mine, theirs, ratio in zip(model["latency"], base["latency"], report["ratios"]["latency"]):
-        rows.append([
-            label, mine["threads"], f"{mine['p50_ms']:.2f}", f"{theirs['p50_ms']:.2f}",
-            f"{ratio['p50']:.2f}", f"{model['file_size_bytes'] / 2**20:.2f}",
-            f"{model['memory']['model_delta_bytes'] / 2**20:.1f}",
-            f"{base['memory']['model_delta_bytes'] / 2**20:.1f}",
-        ])
+        rows.append(
+            [
+                label,
+                mine["threads"],
+                f"{mine['p50_ms']:.2f}",
+                f"{theirs['p50_ms']:.2f}",
+                f"{ratio['p50']:.2f}",
+                f"{model['file_size_bytes'] / 2**20:.2f}",
+                f"{model['memory']['model_delta_bytes'] / 2**20:.1f}",
+                f"{base['memory']['model_delta_bytes'] / 2**20:.1f}",
+            ]
+        )
     return rows, report["host"]
 
 
@@ -126,8 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{name} int8, --lstm {lstm} ({used}), --dft {dft}"
         new_rows, host = bench_rows(path, label, baseline, config)
         mine, theirs = cpu_time_ratio(path, baseline, args.runs)
-        new_rows.append([label, "1 (CPU time)", f"{mine:.2f}", f"{theirs:.2f}",
-                         f"{mine / theirs:.2f}", *new_rows[0][5:]])
+        new_rows.append(
+            [
+                label,
+                "1 (CPU time)",
+                f"{mine:.2f}",
+                f"{theirs:.2f}",
+                f"{mine / theirs:.2f}",
+                *new_rows[0][5:],
+            ]
+        )
         rows += new_rows
         profiles.append(profile_markdown(profile_model(path, threads=1, runs=200)))
         print(*("| " + " | ".join(map(str, r)) + " |" for r in new_rows), sep="\n", flush=True)
@@ -148,27 +169,40 @@ def kept_findings(path: Path) -> str:
 
 def summary(rows, profiles, host, before, after, args) -> str:
     features = " ".join(host["cpu_int8_features"] or []) or "none"
-    header = ("export", "threads", "p50 ms", "YAMNet p50 ms", "ratio (same run)", "size MiB",
-              "memory MiB", "YAMNet memory MiB")
-    return "\n".join([
-        "## Measurements",
-        "",
-        f"Made by `python benchmarks/latency_profile.py --runs {args.runs} --threads "
-        f"{args.threads}` on {host['machine']} ({host['cpu_count']} CPUs, int8 features: "
-        f"{features}, {host['runtime']}), {time.strftime('%Y-%m-%d %H:%M')}; load average "
-        f"{before[0]:.2f} before, {after[0]:.2f} after (other jobs shared the cores: read the "
-        "same-run ratios, not the absolute times). Models untrained (latency does not depend "
-        "on the weights); LEAN's YAMNet branch holds the official weights. Rows '1 (CPU time)': "
-        "median thread CPU time per invoke at one thread, interleaved with the baseline the same "
-        "way; on a loaded machine a long invoke is preempted more often than a short one, which "
-        "inflates its wall-time p50 and the ratio, and CPU time leaves that out.",
-        "",
-        *markdown_table(header, rows, align="lrrrrrrr"),
-        "",
-        "## Profiles at one thread (`lean-kd bench --profile`)",
-        "",
-        *profiles,
-    ]) + "\n"
+    header = (
+        "export",
+        "threads",
+        "p50 ms",
+        "YAMNet p50 ms",
+        "ratio (same run)",
+        "size MiB",
+        "memory MiB",
+        "YAMNet memory MiB",
+    )
+    return (
+        "\n".join(
+            [
+                "## Measurements",
+                "",
+                f"Made by `python benchmarks/latency_profile.py --runs {args.runs} --threads "
+                f"{args.threads}` on {host['machine']} ({host['cpu_count']} CPUs, int8 features: "
+                f"{features}, {host['runtime']}), {time.strftime('%Y-%m-%d %H:%M')}; load average "
+                f"{before[0]:.2f} before, {after[0]:.2f} after (other jobs shared the cores: read the "
+                "same-run ratios, not the absolute times). Models untrained (latency does not depend "
+                "on the weights); LEAN's YAMNet branch holds the official weights. Rows '1 (CPU time)': "
+                "median thread CPU time per invoke at one thread, interleaved with the baseline the same "
+                "way; on a loaded machine a long invoke is preempted more often than a short one, which "
+                "inflates its wall-time p50 and the ratio, and CPU time leaves that out.",
+                "",
+                *markdown_table(header, rows, align="lrrrrrrr"),
+                "",
+                "## Profiles at one thread (`lean-kd bench --profile`)",
+                "",
+                *profiles,
+            ]
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once, write_atomic
-from run_all_report import CANDIDATES, THREADS, Candidate, Measured, summary_text, write_plots
-
-from lean_kd import experiment
+from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once
 from lean_kd.distill.teacher_cache import META_FILE
-from lean_kd.recipe import ModelSection, Recipe, load_recipe
+from lean_kd.files import write_atomic
+from lean_kd.run import experiment
+from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
+from run_all_report import CANDIDATES, THREADS, Candidate, Measured, summary_text, write_plots
 
 HERE = Path(__file__).resolve().parent
 KD_METHOD = "KD"  # fsdd_kd's run folders: <student>_kd_s<seed>
@@ -78,31 +78,12 @@ def ensure_lean_tiny(recipe: Recipe, runs: Path, seed: int) -> None:
     run_once(run_dir, lambda: experiment.distill(variant, run_dir, cache_dir=cache_dir, verbose=2))
 
 
-def export_candidate(
-    checkpoint: Path, cand: Candidate, out: Path, index, count: int
-) -> dict:
+def export_candidate(checkpoint: Path, cand: Candidate, out: Path, index, count: int) -> dict:
     """Export ``checkpoint`` as ``lean-kd export`` does; a JSON-ready summary of the result."""
-    from lean_kd.export.loading import model_sample_rate
-    from lean_kd.export.representative import representative_from_index
-    from lean_kd.export.tflite import export_tflite, input_samples
-    from lean_kd.models.registry import load_model
+    from lean_kd.export.checkpoint import export_checkpoint
 
-    model = load_model(checkpoint)
-    rate = model_sample_rate(model)
-    representative = None
-    if cand.quant == "int8":
-        representative = representative_from_index(
-            index, sample_rate=rate, num_samples=input_samples(model), count=count
-        )
-    result = export_tflite(
-        model,
-        quant=cand.quant,
-        lstm=cand.lstm,
-        out=out,
-        labels=list(index.class_names),
-        sample_rate=rate,
-        representative=representative,
-        num_calibration=count,
+    result = export_checkpoint(
+        checkpoint, quant=cand.quant, lstm=cand.lstm, out=out, index=index, calibration_count=count
     )
     return {
         "checkpoint": str(checkpoint),

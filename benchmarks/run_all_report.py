@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lean_kd.bench import plots
-from lean_kd.bench.report import MIB, format_number, markdown_table
+from lean_kd.reporting.markdown import MIB, format_number, markdown_table
 
 THREADS = 1
 
@@ -193,7 +193,10 @@ def table_row(
 ) -> list[str]:
     """One row of :data:`HEADER` from a bench model entry and an evaluation report."""
     entry = latency(model) or {}
-    metric = lambda key: format_number((evaluation or {}).get(key), digits=3)
+
+    def metric(key: str) -> str:
+        return format_number((evaluation or {}).get(key), digits=3)
+
     return [
         name,
         quant,

@@ -4,9 +4,9 @@ Both formats go through the same steps, so their numbers differ only by the conv
 own error: :meth:`AudioPipeline.windows` decodes the split and cuts each clip into windows of
 the model's input length (1 s, 50 % hop by default); a scorer turns a window batch into
 probabilities (Keras: softmax or sigmoid of the logits per the model spec, as
-:func:`lean_kd.experiment.evaluate_keras`; TFLite: one invoke per window from reset variable
+:func:`evaluate_keras` for a model in memory; TFLite: one invoke per window from reset variable
 tensors, the scores the exported graph computes); :func:`lean_kd.models.inference.scored_windows`
-averages each clip's windows and :func:`lean_kd.metrics.evaluate_scores` gives the metrics.
+averages each clip's windows and :func:`lean_kd_runtime.metrics.evaluate_scores` gives the metrics.
 
 The report (:func:`evaluate_model`, JSON-ready): ``model`` (path), ``format`` ("keras" or
 "tflite"), ``split``, ``dataset``, ``size_bytes`` (model file), ``sample_rate``,
@@ -19,27 +19,27 @@ as ``{class name: AP or None}``, and ``seconds`` (wall time).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from lean_kd._keras import keras
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline
 from lean_kd.errors import ConfigError, DataError, LeanKDError, ModelError
 from lean_kd.export.metadata import read_metadata
 from lean_kd.export.verify import classifier_io, invoke_windows, load_interpreter
-from lean_kd.metrics import evaluate_scores
+from lean_kd.files import write_json
 from lean_kd.models.contract import class_names, model_spec
 from lean_kd.models.inference import ClipScores, keras_scorer, scored_windows
 from lean_kd.models.registry import load_model
+from lean_kd_runtime.metrics import evaluate_scores
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,14 @@ def evaluate_model(
     }
 
 
+def evaluate_keras(model: keras.Model, pipeline: AudioPipeline, split: str) -> dict[str, Any]:
+    """:func:`lean_kd_runtime.metrics.evaluate_scores` of a Keras ``model`` in memory on ``split``
+    of ``pipeline``, with the windows and clip averaging of :func:`evaluate_model` (what
+    training writes into ``metrics.json``)."""
+    found, labels = scored_windows(keras_scorer(model), pipeline.windows(split))
+    return evaluate_scores(found.clip_scores, labels, multi_label=pipeline.index.multi_label)
+
+
 def score_split(
     model: str | Path,
     index: DatasetIndex,
@@ -142,19 +150,12 @@ def score_split(
     return SplitScores(scorer, audio, scores, labels, tuple(sorted(pipeline.broken.reasons)))
 
 
-def write_report(report: dict, path: str | Path) -> None:
+def write_evaluation(report: dict, path: str | Path) -> None:
     """Write ``report`` as JSON to ``path`` atomically (temporary file beside it, then rename)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"{path}: the report's folder {path.parent} does not exist")
-    text = json.dumps(report, indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_json(path, report)
 
 
 def load_scorer(path: Path) -> Scorer:
@@ -271,4 +272,12 @@ def _with_progress(batches: Iterable, num_clips: int, enabled: bool, path: Path)
             bar.update(int(np.max(inputs["clip_index"])) + 1 - bar.n)
 
 
-__all__ = ["Scorer", "SplitScores", "evaluate_model", "load_scorer", "score_split", "write_report"]
+__all__ = [
+    "Scorer",
+    "SplitScores",
+    "evaluate_keras",
+    "evaluate_model",
+    "load_scorer",
+    "score_split",
+    "write_evaluation",
+]

@@ -17,7 +17,6 @@ import functools
 import numpy as np
 
 from helpers import shifted_seed
-
 from lean_kd._keras import keras
 from lean_kd.export.representative import calibration_set
 from lean_kd.export.tflite import convert
@@ -70,7 +69,7 @@ def tone_windows(count: int, *, seed: int = 0, peak_db: tuple[float, float] = (-
     return windows, labels
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained_model(kind: str) -> keras.Model:
     """A ``kind`` model trained on tones until it separates them (a few seconds)."""
     model = build_model(kind)
@@ -104,7 +103,7 @@ def calibration(count: int = 30) -> list[np.ndarray]:
     return calibration_set(windows, num_samples=SAMPLE_RATE, sample_rate=SAMPLE_RATE, count=count)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def converted(
     kind: str,
     quant: str,

@@ -22,7 +22,9 @@ def shifted_seed(seed: int) -> int:
         raise ValueError(f"LEAN_KD_TEST_SEED must be an integer, got {value!r}") from None
 
 
-def tiny_model(num_classes: int, *, num_samples: int = 16000, width: int = 8, seed: int = 0, name: str = "tiny"):
+def tiny_model(
+    num_classes: int, *, num_samples: int = 16000, width: int = 8, seed: int = 0, name: str = "tiny"
+):
     """Waveform -> log-mel -> one conv -> mean pooling: a contract model that trains in seconds."""
     keras.utils.set_random_seed(shifted_seed(seed))
     spec = ModelSpec(num_classes, num_samples=num_samples)
@@ -35,4 +37,6 @@ def tiny_model(num_classes: int, *, num_samples: int = 16000, width: int = 8, se
     x = keras.layers.Flatten()(x)
     embeddings = keras.layers.Dense(2 * width, activation="relu")(x)
     logits = keras.layers.Dense(num_classes)(embeddings)
-    return keras.Model(waveform, contract_outputs(spec, logits=logits, embeddings=embeddings), name=name)
+    return keras.Model(
+        waveform, contract_outputs(spec, logits=logits, embeddings=embeddings), name=name
+    )

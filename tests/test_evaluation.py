@@ -23,11 +23,10 @@ from lean_kd.data.index import Example
 from lean_kd.data.pipeline import AudioPipeline
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import AudioInputError, ConfigError, DataError, ModelError
-from lean_kd.evaluation import evaluate_model, score_split, write_report
-from lean_kd.experiment import evaluate_keras
+from lean_kd.evaluation import evaluate_keras, evaluate_model, score_split, write_evaluation
 from lean_kd.export.tflite import export_tflite
-from lean_kd.metrics import evaluate_scores
 from lean_kd.models.registry import load_model
+from lean_kd_runtime.metrics import evaluate_scores
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -277,11 +276,11 @@ def test_unknown_or_empty_split(eval_models, index):
 
 def test_write_report_is_atomic(tmp_path):
     path = tmp_path / "report.json"
-    write_report({"map": 0.5, "per_class_ap": {"a": None}}, path)
+    write_evaluation({"map": 0.5, "per_class_ap": {"a": None}}, path)
     assert json.loads(path.read_text()) == {"map": 0.5, "per_class_ap": {"a": None}}
     with pytest.raises(ValueError):
-        write_report({"map": float("nan")}, path)
+        write_evaluation({"map": float("nan")}, path)
     assert json.loads(path.read_text())["map"] == 0.5  # the old report is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temporary left
     with pytest.raises(ConfigError, match="folder .*missing does not exist"):
-        write_report({}, tmp_path / "missing" / "report.json")
+        write_evaluation({}, tmp_path / "missing" / "report.json")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from lean_kd import metrics
 from lean_kd.audio.windows import num_windows
 from lean_kd.errors import ConfigError, DataError
+from lean_kd_runtime import metrics
 
 
 def _random_multi_label(seed: int, n: int = 60, c: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +214,7 @@ def _tiny_tagger(num_classes: int):
 
 def test_keras_metrics_equal_numpy_inside_evaluate_and_fit() -> None:
     from lean_kd._keras import keras
-    from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+    from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 
     rng = np.random.default_rng(6)
     x = rng.normal(size=(37, 4)).astype("float32")  # 37: a partial last batch
@@ -244,7 +244,7 @@ def test_keras_metrics_equal_numpy_inside_evaluate_and_fit() -> None:
 
 def test_keras_metrics_softmax_reset_nan_and_config() -> None:
     from lean_kd._keras import keras
-    from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+    from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 
     metric = AUCPR(name="val_pr", activation="softmax")
     logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.5]], np.float32)
@@ -259,7 +259,10 @@ def test_keras_metrics_softmax_reset_nan_and_config() -> None:
     restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert isinstance(restored, AUCPR)
     assert restored.get_config() == {
-        "name": "val_pr", "dtype": "float32", "activation": "softmax", "average": "micro"
+        "name": "val_pr",
+        "dtype": "float32",
+        "activation": "softmax",
+        "average": "micro",
     }
     mixup = MeanAveragePrecision(activation="linear")
     mixup.update_state(np.array([[0.7, 0.3], [0.2, 0.8]]), np.array([[0.9, 0.5], [0.6, 0.4]]))
@@ -267,7 +270,7 @@ def test_keras_metrics_softmax_reset_nan_and_config() -> None:
 
 
 def test_keras_metrics_reject_bad_options() -> None:
-    from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+    from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 
     with pytest.raises(ConfigError, match="Unknown activation 'relu'"):
         MeanAveragePrecision(activation="relu")
@@ -283,7 +286,7 @@ def test_numpy_metrics_do_not_import_tensorflow() -> None:
     import subprocess
     import sys
 
-    code = "import sys, lean_kd.metrics; print('tensorflow' in sys.modules)"
+    code = "import sys, lean_kd_runtime.metrics; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -291,8 +294,8 @@ def test_numpy_metrics_do_not_import_tensorflow() -> None:
 _MIRRORED_SCRIPT = """
 import json, numpy as np
 from lean_kd._keras import keras, tf
-from lean_kd import metrics
-from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd_runtime import metrics
+from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 rng = np.random.default_rng(7)
@@ -319,3 +322,11 @@ def test_keras_metrics_gather_all_replicas_under_mirrored_strategy() -> None:
     )
     values = json.loads(out.stdout.strip().splitlines()[-1])
     assert values["got"] == pytest.approx(values["expected"], abs=1e-6)
+
+
+def test_top1_hit_rate_counts_a_best_class_among_the_labels() -> None:
+    scores = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]])
+    single = np.eye(3)[[0, 2, 0]]  # clip 2 is wrong
+    multi = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 1]])  # clip 3's best class is not a label
+    assert metrics.top1_hit_rate(scores, single) == pytest.approx(metrics.accuracy(scores, single))
+    assert metrics.top1_hit_rate(scores, multi) == pytest.approx(2 / 3)

@@ -21,7 +21,9 @@ from lean_kd.cli._reference import END, START, render
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-BLOCK = re.compile(r"(?:<!-- readme-test: (?P<marker>[^>]*?) -->\n)?```bash\n(?P<body>.*?)```", re.S)
+BLOCK = re.compile(
+    r"(?:<!-- readme-test: (?P<marker>[^>]*?) -->\n)?```bash\n(?P<body>.*?)```", re.S
+)
 LINKED = ("models", "export", "benchmarks", ".venv", "Makefile", "setup.cfg", "pyproject.toml")
 
 
@@ -33,7 +35,9 @@ def test_every_bash_block_is_run_or_names_what_covers_it():
     blocks = bash_blocks()
     assert len(blocks) >= 4
     for marker, body in blocks:
-        assert marker == "run" or marker.startswith("covered-by "), f"no readme-test marker before:\n{body}"
+        assert marker == "run" or marker.startswith("covered-by "), (
+            f"no readme-test marker before:\n{body}"
+        )
         for target in marker.split()[1:] if marker != "run" else []:
             path, _, test = target.partition("::")
             assert (REPO / path).exists(), f"{target} (covering a README block) does not exist"
@@ -51,7 +55,12 @@ def test_runnable_blocks_work_as_written(tmp_path):
             continue
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", body],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         assert result.returncode == 0, f"README block failed:\n{body}\n{result.stderr[-3000:]}"
 

@@ -4,7 +4,7 @@
 Pushes ``benchmark_model`` (you supply the binary, built or downloaded for the phone's ABI)
 and the model to the phone, runs it once per thread count and delegate (CPU with or without
 XNNPACK, GPU, NNAPI), parses what the tool prints and writes lean_kd's benchmark report
-(schema "lean_kd.bench" v1; see export/raspberry_pi/lean_kd_pi/schema.py). Lines it parses::
+(schema "lean_kd.bench" v1; see export/raspberry_pi/lean_kd_runtime/schema.py). Lines it parses::
 
     count=50 first=… curr=… min=… max=… avg=… std=… [p5=… median=… p95=…]   (last one: timed runs)
     Inference timings in us: Init: …, First inference: …, Warmup (avg): …, Inference (avg): …
@@ -31,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCHEMA_NAME = "lean_kd.bench"  # copied from lean_kd_pi/schema.py (a test compares)
+SCHEMA_NAME = "lean_kd.bench"  # copied from lean_kd_runtime/schema.py (a test compares)
 SCHEMA_VERSION = 1
 TOOL = "android_bench"
 MIB = 1024 * 1024
@@ -249,7 +249,7 @@ def _report(
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
         "tool": TOOL,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": {
             "machine": "android",
             "system": "Android",

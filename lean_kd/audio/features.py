@@ -191,5 +191,7 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {
-            **super().get_config(), "config": to_dict(self.config), "dft_matmul": self.dft_matmul
+            **super().get_config(),
+            "config": to_dict(self.config),
+            "dft_matmul": self.dft_matmul,
         }

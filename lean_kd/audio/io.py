@@ -3,7 +3,7 @@
 Decoding uses soundfile (WAV, FLAC, OGG...) and resampling soxr, as librosa does; both run in
 C without TensorFlow, so this module serves tf.data (through ``tf.numpy_function``), the
 device-side runners' reference and plain scripts alike. The checks and scaling that the
-TensorFlow-free device runner needs too live in ``lean_kd_pi.audio`` and are re-exported here.
+TensorFlow-free device runner needs too live in ``lean_kd_runtime.audio`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import soxr
-from lean_kd_pi.audio import peak_safe, to_mono, valid_audio  # shared with the device runner
 
 from lean_kd.errors import AudioInputError
+from lean_kd.files import atomic_path
+from lean_kd_runtime.audio import peak_safe, to_mono, valid_audio  # shared with the device runner
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,19 @@ def write_wav(path: str | Path, waveform: np.ndarray, *, sample_rate: int) -> No
     """Write a mono float waveform as 16-bit PCM WAV, atomically (temp file, then rename)."""
     path = Path(path)
     valid_audio(np.asarray(waveform, dtype=np.float32), source=str(path))
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        soundfile.write(str(tmp), np.clip(waveform, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, error=AudioInputError) as tmp:
+        soundfile.write(
+            str(tmp), np.clip(waveform, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
+        )
 
 
-__all__ = ["check_file", "load_audio", "peak_safe", "read_audio_info", "resample", "to_mono", "valid_audio", "write_wav"]
+__all__ = [
+    "check_file",
+    "load_audio",
+    "peak_safe",
+    "read_audio_info",
+    "resample",
+    "to_mono",
+    "valid_audio",
+    "write_wav",
+]

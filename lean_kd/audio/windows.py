@@ -2,15 +2,15 @@
 
 The seeds cut clips longer than N seconds and zero-pad shorter ones; LEAN scores a clip as the
 mean of the scores of its 1 s windows with 50 % overlap. The windowing is the device runner's
-(``lean_kd_pi.audio``), so both evaluate exactly the same windows.
+(``lean_kd_runtime.audio``), so both evaluate exactly the same windows.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from lean_kd_pi.audio import num_windows, split_windows  # shared with the device runner
 
 from lean_kd.errors import ConfigError
+from lean_kd_runtime.audio import num_windows, split_windows  # shared with the device runner
 
 
 def fix_length(

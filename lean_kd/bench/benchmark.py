@@ -1,6 +1,6 @@
 """``run_benchmark``: latency, memory, size and MACs of a TFLite model, optionally vs a baseline.
 
-The measurement is the Raspberry Pi runner's (``lean_kd_pi.bench.run_bench``: explicit thread
+The measurement is the Raspberry Pi runner's (``lean_kd_runtime.bench.measure_models``: explicit thread
 counts, warm-up, timed invokes interleaved with the baseline in blocks, memory from fresh
 subprocesses), so host and device figures mean the same; this module adds what needs the
 host's libraries (MACs from the TFLite schema module, a progress bar) and validates the report against :mod:`lean_kd.bench.schema` before returning it.
@@ -14,14 +14,14 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from lean_kd_pi import bench as runner_bench
-from lean_kd_pi import timing as runner_timing
 from tqdm import tqdm
 
-from lean_kd.bench.graph import read_graph
-from lean_kd.bench.macs import count_macs
+from lean_kd.bench.macs import tflite_macs
 from lean_kd.bench.schema import validate_report
 from lean_kd.errors import ConfigError
+from lean_kd_runtime import bench as runner_bench
+from lean_kd_runtime import timing as runner_timing
+from lean_kd_runtime.tflite_graph import read_graph
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def run_benchmark(
     macs = [mac_fields(path) for path in paths]  # ModelError for a missing or non-TFLite file
     timing = config.timing
     with _progress_bar(timing.runs * len(paths) * len(config.threads)) as update:
-        report = runner_bench.run_bench(
+        report = runner_bench.measure_models(
             paths,
             threads=config.threads,
             runs=timing.runs,
@@ -111,7 +111,7 @@ def _progress_bar(total: int) -> Iterator[Callable[[int], object]]:
 def mac_fields(path: Path) -> dict:
     """The MAC fields of a model entry (macs_per_inference, macs_by_op, uncounted_ops)."""
     graph = read_graph(path)
-    macs = count_macs(graph.ops)
+    macs = tflite_macs(graph.ops)
     if graph.subgraph_count > 1:
         logger.warning(
             "%s: %d subgraphs; MACs count the main subgraph only", path, graph.subgraph_count

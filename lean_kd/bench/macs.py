@@ -1,5 +1,9 @@
 """Multiply-accumulates per inference, counted from a TFLite file's operators and shapes.
 
+The file's own count: what the converter made of the model (the log-mel DFT as RFFT2D or a
+matrix product, fused LSTMs). :mod:`lean_kd.models.macs` counts the Keras layers instead, before
+any export, for the model catalogue; the two agree where the graph is the same layer for layer.
+
 Conventions (those of common MAC counters such as thop and keras-flops): a MAC is one
 multiply-add of a matrix product or convolution; element-wise ops, activations, pooling,
 reductions and data movement count as 0 (they are listed in :data:`ZERO_COST_OPS`). Ops that
@@ -28,7 +32,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
-from lean_kd.bench.graph import Op
+from lean_kd_runtime.tflite_graph import Op
 
 ZERO_COST_OPS = frozenset(
     """ABS ADD ADD_N ARG_MAX ARG_MIN AVERAGE_POOL_2D BROADCAST_ARGS BROADCAST_TO CAST CEIL
@@ -106,7 +110,7 @@ COUNTERS: dict[str, Callable[[Op], int]] = {
 }
 
 
-def count_macs(ops: Sequence[Op]) -> MacCount:
+def tflite_macs(ops: Sequence[Op]) -> MacCount:
     """MACs of one invoke of the ops (the main subgraph, as :func:`read_graph` returns it)."""
     by_op: dict[str, int] = {}
     uncounted: set[str] = set()

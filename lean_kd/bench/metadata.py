@@ -1,6 +1,6 @@
 """The audio facts of a .tflite file's metadata: sample rate, channels, label files.
 
-The reader itself is ``lean_kd_pi.tflite_metadata.audio_metadata`` (a few fields read with
+The reader itself is ``lean_kd_runtime.tflite_metadata.audio_metadata`` (a few fields read with
 :mod:`struct`, since neither TFLite runtime ships the metadata schema module); the Raspberry Pi
 runner and lean_kd share it. This module adds the file handling and lean_kd's error.
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from lean_kd_pi.tflite_metadata import audio_metadata
-
 from lean_kd.errors import ModelError
+from lean_kd_runtime.tflite_metadata import audio_metadata
 
 
 def read_audio_metadata(path: str | Path) -> dict:

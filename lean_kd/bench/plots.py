@@ -2,7 +2,7 @@
 
 Each function takes benchmark reports (the dicts of :mod:`lean_kd.bench.schema`) or plain rows
 and writes one PNG with matplotlib's Agg backend (no display needed, written atomically by
-:func:`save_figure`, which :mod:`lean_kd.run.plots` shares), so a script such as
+:func:`lean_kd.reporting.figures.save_figure`), so a script such as
 ``benchmarks/run_all.py`` can compare several models in a few calls. Models are labelled by
 file name unless a ``names`` mapping (path -> label) is given.
 """
@@ -13,15 +13,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
-from lean_kd.bench.report import MIB
 from lean_kd.errors import DataError
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from lean_kd.reporting.figures import plt, save_figure
+from lean_kd.reporting.markdown import MIB
 
 logger = logging.getLogger(__name__)
 
@@ -42,22 +39,6 @@ def _entries(reports: Sequence[Mapping], threads: int) -> list[tuple[Mapping, Ma
     if not found:
         raise DataError(f"No latency measured at {threads} thread(s) in the given reports")
     return found
-
-
-def save_figure(figure: plt.Figure, out: Path) -> Path:
-    """Write ``figure`` as PNG to a temporary name beside ``out``, then rename; close it."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    try:
-        figure.tight_layout()
-        figure.savefig(tmp, dpi=120)
-        tmp.replace(out)
-    finally:
-        plt.close(figure)
-        tmp.unlink(missing_ok=True)
-    logger.info("Wrote %s", out)
-    return out
 
 
 def latency_cdf(

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from lean_kd_pi.timing import waveform_shape
 
 from lean_kd.bench import submodel
-from lean_kd.bench.graph import Op, read_graph, read_tflite_bytes
-from lean_kd.bench.macs import count_macs
+from lean_kd.bench.macs import tflite_macs
 from lean_kd.errors import ConfigError, ModelError
+from lean_kd_runtime.tflite_graph import Op, read_graph, read_tflite_bytes
+from lean_kd_runtime.timing import waveform_shape
 
 XNNPACK, BUILTIN = "xnnpack", "builtin"
 
@@ -209,7 +209,7 @@ class _PieceTimer:
         data, inputs = submodel.extract(self.model, ops)
         interpreter = _interpreter(data, self.threads, self.values, inputs)
         ms = _median_ms(interpreter, self.runs, self.warmup_runs, self.threads)
-        macs = count_macs([graph_ops[i] for i in ops if i < len(graph_ops)]).total
+        macs = tflite_macs([graph_ops[i] for i in ops if i < len(graph_ops)]).total
         return PieceTiming(ops=tuple(ops), name=name, kernel=kernel, ms=ms, macs=macs)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lean_kd.bench.profile import Profile
-from lean_kd.bench.report import format_number, markdown_table
+from lean_kd.reporting.markdown import format_number, markdown_table
 
 SLOWEST_OPS = 8
 
@@ -50,8 +50,13 @@ def profile_markdown(profile: Profile) -> str:
         *markdown_table(
             ("op index", "op", "kernel", "ms", "MMAC"),
             [
-                (piece.ops[-1], piece.name, piece.kernel, f"{piece.ms:.3f}",
-                 _macs(piece.macs, piece.ms)[0])
+                (
+                    piece.ops[-1],
+                    piece.name,
+                    piece.kernel,
+                    f"{piece.ms:.3f}",
+                    _macs(piece.macs, piece.ms)[0],
+                )
                 for piece in sorted(profile.ops, key=lambda p: -p.ms)[:SLOWEST_OPS]
             ],
             align="rllrr",

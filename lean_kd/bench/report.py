@@ -1,42 +1,32 @@
 """The Markdown table of a benchmark report, and writing a report to disk.
 
-:func:`markdown_table` and :func:`format_number` are shared with the run report
-(:mod:`lean_kd.run.report`), so every table lean_kd writes looks the same.
+Tables are built with :mod:`lean_kd.reporting.markdown`, like every table lean_kd writes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from lean_kd.bench.schema import validate_report
+from lean_kd.files import write_atomic
+from lean_kd.reporting.markdown import MIB, format_number, markdown_table
 
 logger = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 _HEADER = (
-    "model", "threads", "p50 ms", "p90 ms", "p99 ms", "RTF (p50)", "size MiB", "memory MiB", "MMACs"
+    "model",
+    "threads",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "RTF (p50)",
+    "size MiB",
+    "memory MiB",
+    "MMACs",
 )
-
-
-def format_number(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
-    """``value / scale`` with ``digits`` decimals, or "n/a" for a missing (None) value."""
-    return "n/a" if value is None else f"{value / scale:.{digits}f}"
-
-
-def markdown_table(
-    header: Sequence[str], rows: Iterable[Sequence[object]], *, align: str | None = None
-) -> list[str]:
-    """Lines of a Markdown table; ``align`` has one "l" or "r" per column (default all "l")."""
-    align = align or "l" * len(header)
-    if len(align) != len(header) or set(align) - {"l", "r"}:
-        raise ValueError(f"Expected align as {len(header)} of 'l'/'r', got {align!r}")
-    rule = "".join("---|" if a == "l" else "---:|" for a in align)
-    lines = ["| " + " | ".join(header) + " |", "|" + rule]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
 
 
 def to_markdown(report: Mapping) -> str:
@@ -92,7 +82,7 @@ def _ratio_rows(r: Mapping | None) -> list[list[object]]:
     ]
 
 
-def write_report(
+def write_bench_report(
     report: Mapping, *, json_path: Path | None = None, markdown_path: Path | None = None
 ) -> None:
     """Validate, then write the JSON and/or Markdown files (parent folders created)."""
@@ -107,10 +97,5 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` (parents created), then rename it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, text)
     logger.info("Wrote %s", path)

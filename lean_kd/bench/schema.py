@@ -1,6 +1,6 @@
-"""Checks a benchmark report against its format (``lean_kd_pi.schema``).
+"""Checks a benchmark report against its format (``lean_kd_runtime.schema``).
 
-The format is defined and documented in one place, :mod:`lean_kd_pi.schema` (the Raspberry Pi
+The format is defined and documented in one place, :mod:`lean_kd_runtime.schema` (the Raspberry Pi
 runner, shipped with lean_kd and importable without TensorFlow), so that ``lean-kd bench``, the
 Pi runner and the Android driver write the same report. :func:`validate_report` checks a report
 against its tables and the invariants (p50 <= p90 <= p99, positive sizes and times, ratios
@@ -13,7 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from lean_kd_pi.schema import (
+from lean_kd.errors import DataError
+from lean_kd_runtime.schema import (
     DELEGATES,
     HOST_FIELDS,
     LATENCY_FIELDS,
@@ -29,14 +30,12 @@ from lean_kd_pi.schema import (
     SETTINGS_FIELDS,
 )
 
-from lean_kd.errors import DataError
-
 _TYPES = {
     "str": lambda v: isinstance(v, str),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, (int, float))
-    and not isinstance(v, bool)
-    and math.isfinite(v),
+    "number": lambda v: (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ),
     "bool": lambda v: isinstance(v, bool),
     "object": lambda v: isinstance(v, Mapping),
     "array": lambda v: isinstance(v, list),

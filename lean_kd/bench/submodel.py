@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import flatbuffers
 from ai_edge_litert import schema_py_generated as schema
 
-from lean_kd.bench.graph import OP_NAMES
+from lean_kd_runtime.tflite_graph import op_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,11 +33,6 @@ class Unit:
 def load(data: bytes) -> schema.ModelT:
     """The mutable object tree of a TFLite flatbuffer."""
     return schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
-
-
-def op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
-    code = model.operatorCodes[op.opcodeIndex]
-    return OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
 
 
 def is_constant(model: schema.ModelT, tensor_index: int) -> bool:

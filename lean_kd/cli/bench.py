@@ -70,7 +70,7 @@ def thread_list(text: str) -> tuple[int, ...]:
 
 def run_bench(args: argparse.Namespace) -> int:
     from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
-    from lean_kd.bench.report import to_markdown, write_report
+    from lean_kd.bench.report import to_markdown, write_bench_report
 
     if args.profile:
         return run_profile(args)
@@ -85,7 +85,7 @@ def run_bench(args: argparse.Namespace) -> int:
         memory_repeats=args.memory_repeats,
     )
     report = run_benchmark(args.model, baseline=args.baseline, config=config)
-    write_report(report, json_path=args.json, markdown_path=args.markdown)
+    write_bench_report(report, json_path=args.json, markdown_path=args.markdown)
     print(to_markdown(report), end="")
     return 0
 

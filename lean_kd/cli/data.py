@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser(
         "inspect", help="counts per split and class, durations, rates, unreadable files"
     )
-    inspect.add_argument("--dataset", required=True, help="esc50, urbansound8k, fsd50k, fsdd, folder, csv")
+    inspect.add_argument(
+        "--dataset", required=True, help="esc50, urbansound8k, fsd50k, fsdd, folder, csv"
+    )
     inspect.add_argument("--root", type=Path, required=True, help="the dataset's folder")
     inspect.add_argument("--headers-only", action="store_true", help="skip reading audio headers")
     inspect.set_defaults(handler=run_inspect)

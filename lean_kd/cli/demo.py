@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lean_kd.demo import run_demo
+    from lean_kd.run.demo import run_demo
 
     log_to_run_folder(args.out)
     run_demo(args.out)

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from lean_kd.evaluation import evaluate_model, write_report
+    from lean_kd.evaluation import evaluate_model, write_evaluation
 
     index, audio = _data(args)
     report = evaluate_model(
@@ -50,7 +50,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         strict=args.strict,
     )
     out = args.out or args.model.with_name(f"{args.model.name}.eval_{args.split}.json")
-    write_report(report, out)
+    write_evaluation(report, out)
     accuracy = report["accuracy"]
     print(
         f"{report['model']} ({report['format']}, {report['size_bytes'] / 1e6:.2f} MB) on "
@@ -72,8 +72,8 @@ def _data(args: argparse.Namespace):
         from lean_kd.data.adapters import load_index
 
         return load_index(args.dataset, args.root), None
-    from lean_kd.experiment import load_data
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.experiment import load_data
+    from lean_kd.run.recipe import load_recipe
 
     overrides = {"data": {"root": str(args.root)}} if args.root else {}
     recipe = load_recipe(args.config, **overrides)

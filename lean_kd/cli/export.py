@@ -25,9 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", type=Path, required=True, help="Keras model: .keras, .h5 or SavedModel folder"
     )
-    parser.add_argument(
-        "--quant", choices=QUANT_MODES, default="float32", help="quantization mode"
-    )
+    parser.add_argument("--quant", choices=QUANT_MODES, default="float32", help="quantization mode")
     parser.add_argument(
         "--out", type=Path, required=True, help="output .tflite file (its folder must exist)"
     )
@@ -49,6 +47,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sample-rate", type=int, help="default: the model's own (spec or log-mel layer)"
     )
+    _add_int8_arguments(parser)
+    parser.add_argument(
+        "--multi-label", action="store_true", help="sigmoid scores (default: the model's spec)"
+    )
+    _add_qat_arguments(parser)
+    parser.set_defaults(handler=run_export)
+
+
+def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    """How an int8 export treats the frontend, chosen ops, LSTMs and the DFT."""
     parser.add_argument(
         "--frontend-int8",
         action="store_true",
@@ -80,13 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "official YAMNet's frontend (faster; quantizes each frame to 8 bits, see "
         "benchmarks/results/latency_profile.md)",
     )
-    parser.add_argument(
-        "--multi-label", action="store_true", help="sigmoid scores (default: the model's spec)"
-    )
+
+
+def _add_qat_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--qat`` and the recipe, teacher and schedule of the fine-tune."""
     qat = parser.add_argument_group(
         "quantization-aware training (--qat)",
         "fine-tune the student with fake-quantized conv/dense layers and the recipe's "
-        "distillation loss, then export int8 (see lean_kd/export/qat.py)",
+        "distillation loss, then export int8 (see lean_kd/training/qat.py)",
     )
     qat.add_argument(
         "--qat", action="store_true", help="QAT with distillation before the int8 export"
@@ -109,7 +118,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run folder of the fine-tune (checkpoints, history); default: OUT without its "
         "suffix + '.qat'",
     )
-    parser.set_defaults(handler=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -121,11 +129,11 @@ def run_export(args: argparse.Namespace) -> int:
         raise LeanKDError(
             f"--quant {args.quant} needs calibration audio: pass --calibration-data DATASET ROOT"
         )
+    from lean_kd.export.checkpoint import export_checkpoint
     from lean_kd.export.loading import load_keras_model, model_sample_rate
-    from lean_kd.export.representative import representative_from_index
-    from lean_kd.export.tflite import check_output_path, export_tflite, input_samples
+    from lean_kd.export.tflite import check_output_path
     from lean_kd.models.contract import class_names
-    from lean_kd.distribute import is_chief
+    from lean_kd.training.distribute import is_chief
 
     check_output_path(args.out)  # before a fine-tune, not after it
     strategy, recipe = _qat_strategy(args) if args.qat else (None, None)  # before TensorFlow starts
@@ -140,22 +148,14 @@ def run_export(args: argparse.Namespace) -> int:
             print(f"Worker done: the chief exports {args.out}")
             return 0
     labels = _labels(args, stored_labels, index)
-    representative = None
-    if index is not None:
-        representative = representative_from_index(
-            index,
-            sample_rate=sample_rate,
-            num_samples=input_samples(model),
-            count=args.calibration_count,
-        )
-    result = export_tflite(
+    result = export_checkpoint(
         model,
         quant=args.quant,
         out=args.out,
+        index=index,
         labels=labels,
         sample_rate=sample_rate,
-        representative=representative,
-        num_calibration=args.calibration_count,
+        calibration_count=args.calibration_count,
         keep_frontend_float=not args.frontend_int8,
         float_ops=tuple(args.float_ops),
         lstm=args.lstm,
@@ -176,7 +176,7 @@ def run_export(args: argparse.Namespace) -> int:
 def _labels(args: argparse.Namespace, stored: tuple[str, ...] | None, index) -> list[str]:
     """--labels, else the class names saved with the checkpoint, else the calibration data's."""
     from lean_kd.errors import LeanKDError
-    from lean_kd.export.loading import read_labels
+    from lean_kd_runtime.runtime import read_labels
 
     if args.labels:
         return read_labels(args.labels)
@@ -208,15 +208,15 @@ def _check_qat_args(args: argparse.Namespace) -> None:
 
 def _qat_strategy(args: argparse.Namespace):
     """The fine-tune's tf.distribute strategy and the recipe with its global batch."""
-    from lean_kd.distribute import distributed_recipe
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.experiment import distributed_recipe
+    from lean_kd.run.recipe import load_recipe
 
     return distributed_recipe(load_recipe(args.config), args.strategy)
 
 
 def _qat_model(args: argparse.Namespace, recipe, strategy, student):
     """The QAT-fine-tuned student and the recipe's dataset index."""
-    from lean_kd.export.qat import qat_from_recipe
+    from lean_kd.run.experiment import qat_from_recipe
 
     run_dir = args.qat_dir or args.out.with_suffix(".qat")
     model, index = qat_from_recipe(

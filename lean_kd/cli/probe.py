@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lean_kd.recipe import PROBE_FEATURES
+from lean_kd.config import PROBE_FEATURES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,10 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_probe_command(args: argparse.Namespace) -> int:
-    from lean_kd.experiment import load_data
     from lean_kd.probe import checkpoint_backbone, run_probe, yamnet_backbone
     from lean_kd.probe.evaluation import summary_line
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.experiment import load_data
+    from lean_kd.run.recipe import load_recipe
 
     overrides = {"data": {"root": str(args.data)}} if args.data else {}
     probe = {k: v for k, v in (("features", args.features), ("C", args.C)) if v is not None}

@@ -9,8 +9,12 @@ from lean_kd.cli._console import log_to_run_folder
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, required=True, help="recipe YAML (models/recipes/...)")
-    parser.add_argument("--data", type=Path, default=None, help="dataset root (overrides data.root)")
+    parser.add_argument(
+        "--config", type=Path, required=True, help="recipe YAML (models/recipes/...)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="dataset root (overrides data.root)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
 
 
@@ -26,7 +30,9 @@ def add_strategy(parser: argparse._ActionsContainer) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser("train", help="fine-tune a teacher or train a plain student (Keras fit)")
+    train = subparsers.add_parser(
+        "train", help="fine-tune a teacher or train a plain student (Keras fit)"
+    )
     _common(train)
     add_strategy(train)
     train.set_defaults(handler=run_train)
@@ -47,15 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     distill = subparsers.add_parser("distill", help="distill the recipe's student from a teacher")
     _common(distill)
-    distill.add_argument("--teacher", type=Path, default=None, help="teacher checkpoint (online teacher)")
-    distill.add_argument("--cache", type=Path, default=None, help="teacher cache folder (instead of --teacher)")
+    distill.add_argument(
+        "--teacher", type=Path, default=None, help="teacher checkpoint (online teacher)"
+    )
+    distill.add_argument(
+        "--cache", type=Path, default=None, help="teacher cache folder (instead of --teacher)"
+    )
     add_strategy(distill)
     distill.set_defaults(handler=run_distill)
 
 
 def _recipe(args: argparse.Namespace):
     """The recipe with --data applied; lean_kd's log from here on also goes to --out."""
-    from lean_kd.recipe import load_recipe
+    from lean_kd.run.recipe import load_recipe
 
     log_to_run_folder(args.out)
     overrides = {"data": {"root": str(args.data)}} if args.data else {}
@@ -63,7 +73,7 @@ def _recipe(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     _report(experiment.train(_recipe(args), args.out, strategy=args.strategy), args.out)
     return 0
@@ -73,7 +83,9 @@ def _report(result, out: Path) -> None:
     if result.run_dir != out:  # a multi-worker run's non-chief worker
         print(f"Worker done: its copy is in {result.run_dir}; the chief writes {out}")
         return
-    print(f"Best checkpoint: {result.best_path} ({result.epochs_run} epochs); metrics in {out / 'metrics.json'}")
+    print(
+        f"Best checkpoint: {result.best_path} ({result.epochs_run} epochs); metrics in {out / 'metrics.json'}"
+    )
 
 
 def _part(text: str) -> tuple[int, int]:
@@ -85,21 +97,27 @@ def _part(text: str) -> tuple[int, int]:
 
 
 def run_cache(args: argparse.Namespace) -> int:
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     cache = experiment.cache_teacher(_recipe(args), args.teacher, args.out, part=args.shard)
     if cache is None:
-        print(f"Teacher cache part {args.shard[0]}/{args.shard[1]} written to {args.out}; other parts pending")
+        print(
+            f"Teacher cache part {args.shard[0]}/{args.shard[1]} written to {args.out}; other parts pending"
+        )
         return 0
     print(f"Teacher cache: {cache.directory} ({len(cache.meta.skipped)} unreadable files skipped)")
     return 0
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from lean_kd import experiment
+    from lean_kd.run import experiment
 
     result = experiment.distill(
-        _recipe(args), args.out, teacher_path=args.teacher, cache_dir=args.cache, strategy=args.strategy
+        _recipe(args),
+        args.out,
+        teacher_path=args.teacher,
+        cache_dir=args.cache,
+        strategy=args.strategy,
     )
     _report(result, args.out)
     return 0

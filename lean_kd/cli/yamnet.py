@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from lean_kd.models.yamnet_classify import classify_files
+    from lean_kd.models.yamnet.classify import classify_files
 
     for prediction in classify_files(args.files, top_k=args.top_k, weights=args.weights):
         count = prediction.num_patches

@@ -11,8 +11,8 @@ import collections
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -89,7 +89,9 @@ class DatasetIndex:
         )
         return {name: counts.get(i, 0) for i, name in enumerate(self.class_names)}
 
-    def with_folds(self, *, test_folds: Iterable[int], val_folds: Iterable[int] = ()) -> DatasetIndex:
+    def with_folds(
+        self, *, test_folds: Iterable[int], val_folds: Iterable[int] = ()
+    ) -> DatasetIndex:
         """Reassign splits by fold (ESC-50, UrbanSound8K cross-validation)."""
         test, val = set(test_folds), set(val_folds)
         folds = {e.fold for e in self.examples}
@@ -149,6 +151,4 @@ def require_columns(columns: Iterable[str], required: Iterable[str], *, source: 
     """Raise DataError naming the missing columns of a metadata CSV."""
     missing = [c for c in required if c not in set(columns or ())]
     if missing:
-        raise DataError(
-            f"{source}: missing column(s) {missing}; found {list(columns or [])}"
-        )
+        raise DataError(f"{source}: missing column(s) {missing}; found {list(columns or [])}")

@@ -3,7 +3,7 @@
 Training batches are ``({"waveform": [B, samples], "log_mel": [B, frames, mel]}, labels [B, C])``.
 Canonical 16-bit PCM WAV files are read, decoded and resampled in the graph
 (:mod:`lean_kd.audio.wav_tf`), in parallel with no Python per file; other files are decoded by
-soundfile + soxr through ``tf.numpy_function`` (no tensorflow-io, see DESIGN.md). Cropping,
+soundfile + soxr through ``tf.numpy_function`` (no tensorflow-io: see ARCHITECTURE.md). Cropping,
 mixup, log-mel and SpecAugment run in the graph on whole batches. A broken file is skipped and
 counted (``pipeline.broken``) unless strict.
 """
@@ -138,34 +138,11 @@ class AudioPipeline:
         seed = self.config.seed
         scan = scan_wavs([e.path for e in examples], self.audio.sample_rate)
         shard = input_context if training else None  # every worker validates on the whole split
-        if training and self.config.balanced:
-            files = self._balanced_files(examples, scan, seed, shard)
-        else:
-            files = self._files(examples, scan)
-            if shard is not None:  # shard files, not decoded audio
-                files = shard_files(files, len(examples), shard, batch_size, seed)
-            if training and self.config.shuffle_buffer:
-                files = files.shuffle(
-                    self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-                )
+        files = self._file_order(
+            examples, scan, training=training, shard=shard, batch_size=batch_size
+        )
         stored = None if crops is None else crops.tensors()
-        mode = "random" if training else "center"
-        if self.config.cache:  # cache whole clips: random crops differ per epoch
-            ds = self._with_clip_seeds(self._decode(files, scan), training, seed)
-            ds = ds.map(
-                lambda item, s=None: self._crop(item, s, mode, stored), num_parallel_calls=AUTOTUNE
-            )
-        else:  # decode and crop in one map: a parallel stage less per clip
-            decode = self._decoder(scan)
-
-            def decode_and_crop(item: dict, s: tf.Tensor | None = None) -> dict:
-                clip = decode(item)
-                out = self._crop(clip, s, mode, stored)
-                return out | {"decoded": _decoded(clip)}
-
-            ds = self._with_clip_seeds(files, training, seed)
-            ds = ds.map(decode_and_crop, num_parallel_calls=AUTOTUNE)
-            ds = ds.filter(lambda item: item["decoded"])
+        ds = self._cropped_clips(files, scan, training=training, stored=stored)
         if input_context is not None and not training:  # no replica may get an empty batch
             local = input_context.num_replicas_in_sync // input_context.num_input_pipelines
             ds = even_batches(ds, len(examples), validation_slots(len(examples), batch_size, local))
@@ -175,8 +152,55 @@ class AudioPipeline:
             ds = self._with_batch_seeds(ds, seed + 1).map(
                 self._augment, num_parallel_calls=AUTOTUNE
             )
-        ds = self._with_options(ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE))
+        ds = self._with_options(
+            ds.map(self._to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        )
         return ds if input_context is None else no_auto_shard(ds)
+
+    def _file_order(
+        self,
+        examples: list[Example],
+        scan: WavScan,
+        *,
+        training: bool,
+        shard: tf.distribute.InputContext | None,
+        batch_size: int,
+    ) -> tf.data.Dataset:
+        """The clips one epoch reads, in order: balanced or shuffled when training, this
+        worker's share when ``shard`` is given (files are sharded, not decoded audio)."""
+        seed = self.config.seed
+        if training and self.config.balanced:
+            return self._balanced_files(examples, scan, seed, shard)
+        files = self._files(examples, scan)
+        if shard is not None:
+            files = shard_files(files, len(examples), shard, batch_size, seed)
+        if training and self.config.shuffle_buffer:
+            files = files.shuffle(
+                self.config.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+            )
+        return files
+
+    def _cropped_clips(
+        self, files: tf.data.Dataset, scan: WavScan, *, training: bool, stored: dict | None
+    ) -> tf.data.Dataset:
+        """Decoded clips cut to the crop length (random crops when training, centred otherwise);
+        clips that fail to decode are dropped."""
+        mode, seed = ("random" if training else "center"), self.config.seed
+        if self.config.cache:  # cache whole clips: random crops differ per epoch
+            ds = self._with_clip_seeds(self._decode(files, scan), training, seed)
+            return ds.map(
+                lambda item, s=None: self._crop(item, s, mode, stored), num_parallel_calls=AUTOTUNE
+            )
+        decode = self._decoder(scan)  # decode and crop in one map: a parallel stage less per clip
+
+        def decode_and_crop(item: dict, s: tf.Tensor | None = None) -> dict:
+            clip = decode(item)
+            out = self._crop(clip, s, mode, stored)
+            return out | {"decoded": _decoded(clip)}
+
+        ds = self._with_clip_seeds(files, training, seed)
+        ds = ds.map(decode_and_crop, num_parallel_calls=AUTOTUNE)
+        return ds.filter(lambda item: item["decoded"])
 
     def windows(self, split: str) -> tf.data.Dataset:
         """Every clip as overlapping windows, batched, with ``clip_index`` for aggregation.
@@ -222,7 +246,9 @@ class AudioPipeline:
         reads its own equal shard of the files; otherwise every worker reads the whole split."""
 
         def make(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            return self.dataset(split, training=training, input_context=context, crops=crops).repeat()
+            return self.dataset(
+                split, training=training, input_context=context, crops=crops
+            ).repeat()
 
         return strategy.distribute_datasets_from_function(make)
 

@@ -60,7 +60,11 @@ def shard_size(count: int, context: tf.distribute.InputContext, batch_size: int)
 
 
 def shard_files(
-    files: tf.data.Dataset, count: int, context: tf.distribute.InputContext, batch_size: int, seed: int
+    files: tf.data.Dataset,
+    count: int,
+    context: tf.distribute.InputContext,
+    batch_size: int,
+    seed: int,
 ) -> tf.data.Dataset:
     """This input pipeline's share of the ``count`` files: every pipeline shuffles the list alike
     (same seed, reshuffled each pass) and takes its own slice of :func:`shard_size` files, so the

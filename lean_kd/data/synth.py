@@ -44,6 +44,7 @@ from lean_kd.audio.io import write_wav
 from lean_kd.config import to_dict
 from lean_kd.data.synth_sounds import CLASS_NAMES, GENERATORS, noise_bed
 from lean_kd.errors import ConfigError
+from lean_kd.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -262,13 +263,6 @@ def render_clip(spec: ClipSpec, config: SynthConfig) -> RenderedClip:
     )
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a small text file atomically (temp file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _manifest_text(specs: list[ClipSpec]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -306,14 +300,14 @@ def synthesize(
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     if not same:
         manifest.unlink(missing_ok=True)
-        _write_text(stamp_path, stamp)
+        write_atomic(stamp_path, stamp)
     todo = [s for s in specs if not (same and (out_dir / s.path).is_file())]
     for spec in tqdm(todo, desc="synthesising", unit="clip", disable=not progress):
         write_wav(
             out_dir / spec.path, render_clip(spec, config).waveform, sample_rate=config.sample_rate
         )
-    _write_text(out_dir / "classes.txt", "".join(f"{name}\n" for name in config.classes))
-    _write_text(manifest, _manifest_text(specs))
+    write_atomic(out_dir / "classes.txt", "".join(f"{name}\n" for name in config.classes))
+    write_atomic(manifest, _manifest_text(specs))
     logger.info(
         "%s: wrote %d clips (%d reused) of %d classes",
         out_dir,

@@ -9,7 +9,8 @@ teacher's outputs read from the teacher cache (``x["teacher_logits"]``,
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from lean_kd._keras import keras, tf
 from lean_kd.distill.losses import Loss
@@ -26,7 +27,9 @@ class Distiller(keras.Model):
     student's logits); ``fit`` on batches of ``({"waveform": ..., [teacher_*]}, labels)``.
     """
 
-    def __init__(self, student: keras.Model, loss: Loss, teacher: keras.Model | None = None, **kwargs: Any):
+    def __init__(
+        self, student: keras.Model, loss: Loss, teacher: keras.Model | None = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         if teacher is not None:
             check_compatible(teacher, student)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
 
 from lean_kd._keras import tf
 from lean_kd.errors import ConfigError, DataError, ModelError
@@ -435,4 +436,3 @@ def _labels(y_true: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
             f"Expected labels of shape {logits.shape} like the logits, got {labels.shape}"
         )
     return labels
-

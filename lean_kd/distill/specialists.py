@@ -15,7 +15,8 @@ A few pairs of classes account for most errors of a scene classifier. The recipe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,9 @@ def pair_examples(index: DatasetIndex, pair: tuple[int, int]) -> DatasetIndex:
     return DatasetIndex(f"{index.name}-{'-vs-'.join(names)}", names, examples)
 
 
-def specialist_model(base: keras.Model, *, attention_heads: int = 0, name: str = "specialist") -> keras.Model:
+def specialist_model(
+    base: keras.Model, *, attention_heads: int = 0, name: str = "specialist"
+) -> keras.Model:
     """A binary contract model on top of ``base``'s ``sequence`` (or ``embeddings``).
 
     With ``attention_heads`` > 0 the sequence is first refined by self multi-head attention
@@ -74,13 +77,17 @@ def specialist_model(base: keras.Model, *, attention_heads: int = 0, name: str =
             raise ModelError(f"Model {base.name!r} has no 'sequence' output for attention pooling")
         sequence = outputs["sequence"]  # [B, T, D]
         width = sequence.shape[-1]
-        attended = keras.layers.MultiHeadAttention(attention_heads, max(1, width // attention_heads))(sequence, sequence)
+        attended = keras.layers.MultiHeadAttention(
+            attention_heads, max(1, width // attention_heads)
+        )(sequence, sequence)
         sequence = keras.layers.LayerNormalization()(sequence + attended)
         embeddings = keras.layers.GlobalAveragePooling1D()(sequence)  # [B, D]
     else:
         embeddings = outputs["embeddings"]
     logits = keras.layers.Dense(2, name="pair_logits")(embeddings)
-    return keras.Model(waveform, contract_outputs(spec, logits=logits, embeddings=embeddings), name=name)
+    return keras.Model(
+        waveform, contract_outputs(spec, logits=logits, embeddings=embeddings), name=name
+    )
 
 
 @keras.utils.register_keras_serializable(package="lean_kd")
@@ -107,20 +114,32 @@ class PairRedistribution(keras.layers.Layer):
 
 
 def specialist_teacher(
-    base: keras.Model, specialists: Sequence[keras.Model], pairs: Sequence[tuple[int, int]], *, name: str = "specialist_teacher"
+    base: keras.Model,
+    specialists: Sequence[keras.Model],
+    pairs: Sequence[tuple[int, int]],
+    *,
+    name: str = "specialist_teacher",
 ) -> keras.Model:
     """The base teacher with its pair probabilities refined by the specialists."""
     spec = model_spec(base)
     if spec.multi_label:
         raise ConfigError("Specialists are defined for single-label data")
     if len(specialists) != len(pairs):
-        raise ConfigError(f"Expected one specialist per pair, got {len(specialists)} for {len(pairs)} pairs")
+        raise ConfigError(
+            f"Expected one specialist per pair, got {len(specialists)} for {len(pairs)} pairs"
+        )
     flat = [c for pair in pairs for c in pair]
     if len(set(flat)) != len(flat) or not all(0 <= c < spec.num_classes for c in flat):
-        raise ConfigError(f"Pairs must be disjoint class ids in 0..{spec.num_classes - 1}, got {list(pairs)}")
+        raise ConfigError(
+            f"Pairs must be disjoint class ids in 0..{spec.num_classes - 1}, got {list(pairs)}"
+        )
     waveform = waveform_input(spec)
     base_out = base(waveform)
     base_probs = keras.layers.Softmax()(base_out["logits"])
     pair_probs = [keras.layers.Softmax()(s(waveform)["logits"]) for s in specialists]
     logits = PairRedistribution(pairs)(base_probs, pair_probs)
-    return keras.Model(waveform, contract_outputs(spec, logits=logits, embeddings=base_out["embeddings"]), name=name)
+    return keras.Model(
+        waveform,
+        contract_outputs(spec, logits=logits, embeddings=base_out["embeddings"]),
+        name=name,
+    )

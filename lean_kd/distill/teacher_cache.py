@@ -22,9 +22,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -34,6 +33,7 @@ from lean_kd.config import AudioConfig, from_dict, to_dict
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.data.pipeline import CropTable
 from lean_kd.errors import AudioInputError, DataError
+from lean_kd.files import atomic_path, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,21 @@ def build_teacher_cache(
     shards = [examples[i : i + shard_size] for i in range(0, len(examples), shard_size)]
     mine = range(len(shards)) if part is None else range(part[0], len(shards), part[1])
     skipped: list[str] = []
-    bar = tqdm(total=sum(len(shards[n]) for n in mine), desc="cache teacher", unit="clip", disable=not progress)
+    bar = tqdm(
+        total=sum(len(shards[n]) for n in mine),
+        desc="cache teacher",
+        unit="clip",
+        disable=not progress,
+    )
     for number in mine:
         path = out_dir / f"shard-{number:05d}.npz"
         if path.is_file():  # written by an earlier, interrupted run
             skipped += list(np.load(path)["skipped"])
             bar.update(len(shards[number]))
             continue
-        arrays = _run_shard(teacher, shards[number], audio, crops_per_clip, batch_clips, strict, bar)
+        arrays = _run_shard(
+            teacher, shards[number], audio, crops_per_clip, batch_clips, strict, bar
+        )
         skipped += list(arrays["skipped"])
         _save_npz(path, arrays)
     bar.close()
@@ -114,13 +121,17 @@ def build_teacher_cache(
         skipped=tuple(skipped),
     )
     if part is not None:
-        _write_text(out_dir / f"part-{part[0]}-of-{part[1]}.json", json.dumps(to_dict(meta), indent=1))
-        waiting = [i for i in range(part[1]) if not (out_dir / f"part-{i}-of-{part[1]}.json").is_file()]
+        write_atomic(
+            out_dir / f"part-{part[0]}-of-{part[1]}.json", json.dumps(to_dict(meta), indent=1)
+        )
+        waiting = [
+            i for i in range(part[1]) if not (out_dir / f"part-{i}-of-{part[1]}.json").is_file()
+        ]
         if waiting:
             logger.info("Teacher cache part %d/%d done; waiting for part(s) %s", *part, waiting)
             return out_dir
     meta = _merged(out_dir, meta)
-    _write_text(out_dir / META_FILE, json.dumps(to_dict(meta), indent=1))
+    write_atomic(out_dir / META_FILE, json.dumps(to_dict(meta), indent=1))
     if meta.skipped:
         logger.warning("Teacher cache: %d unreadable file(s) skipped", len(meta.skipped))
     return out_dir
@@ -146,12 +157,16 @@ def _merged(out_dir: Path, meta: CacheMeta) -> CacheMeta:
     for number in range(meta.num_shards):
         path = out_dir / f"shard-{number:05d}.npz"
         if not path.is_file():
-            raise DataError(f"{out_dir}: shard file {path.name} is missing; run the part that writes it")
+            raise DataError(
+                f"{out_dir}: shard file {path.name} is missing; run the part that writes it"
+            )
         skipped += list(np.load(path)["skipped"])
     return dataclasses.replace(meta, skipped=tuple(skipped))
 
 
-def _run_shard(teacher, shard, audio, crops_per_clip, batch_clips, strict, bar) -> dict[str, np.ndarray]:
+def _run_shard(
+    teacher, shard, audio, crops_per_clip, batch_clips, strict, bar
+) -> dict[str, np.ndarray]:
     ids, offsets, logits, embeddings, skipped = [], [], [], [], []
     for batch in _batches(shard, batch_clips):
         waves, batch_ids, batch_offsets = [], [], []
@@ -177,7 +192,9 @@ def _run_shard(teacher, shard, audio, crops_per_clip, batch_clips, strict, bar) 
         ids += batch_ids
         offsets += batch_offsets
     if not ids:
-        raise DataError(f"No readable file in a shard of {len(shard)} examples (first: {shard[0].path})")
+        raise DataError(
+            f"No readable file in a shard of {len(shard)} examples (first: {shard[0].path})"
+        )
     return {
         "ids": np.array(ids),
         "offsets": np.stack(offsets),
@@ -204,7 +221,9 @@ class TeacherCache:
         directory = Path(directory)
         meta_path = directory / META_FILE
         if not meta_path.is_file():
-            raise DataError(f"{directory}: no {META_FILE}; the teacher cache is missing or incomplete")
+            raise DataError(
+                f"{directory}: no {META_FILE}; the teacher cache is missing or incomplete"
+            )
         self.meta = from_dict(CacheMeta, json.loads(meta_path.read_text()), where=str(meta_path))
         if tuple(index.class_names) != tuple(self.meta.class_names):
             raise DataError(
@@ -225,37 +244,40 @@ class TeacherCache:
         for number in range(self.meta.num_shards):
             with np.load(self.directory / f"shard-{number:05d}.npz") as shard:
                 for i, key in enumerate(shard["ids"]):
-                    rows[str(key)] = (shard["offsets"][i], shard["logits"][i], shard["embeddings"][i])
+                    rows[str(key)] = (
+                        shard["offsets"][i],
+                        shard["logits"][i],
+                        shard["embeddings"][i],
+                    )
         return rows
 
     def crop_table(self, examples: Sequence[Example], *, targets: str = "crop") -> CropTable:
         """Offsets and teacher outputs of ``examples`` in their order, for the pipeline;
         ``targets="clip"``: every crop gets the mean of its clip's teacher logits."""
         skipped = set(self.meta.skipped)  # unreadable files: the pipeline drops them too
-        missing = [example_key(e) for e in examples if example_key(e) not in self._rows and e.path not in skipped]
+        missing = [
+            example_key(e)
+            for e in examples
+            if example_key(e) not in self._rows and e.path not in skipped
+        ]
         if missing:
             raise DataError(
                 f"{self.directory}: {len(missing)} example(s) are not in the teacher cache "
                 f"(first: {missing[0]}); cached splits are {list(self.meta.splits)}"
             )
         blank = tuple(np.zeros_like(a) for a in next(iter(self._rows.values())))
-        offsets, logits, embeddings = zip(*(self._rows.get(example_key(e), blank) for e in examples))
+        offsets, logits, embeddings = zip(
+            *(self._rows.get(example_key(e), blank) for e in examples)
+        )
         logits = np.stack(logits)  # [N, K, C]
         if targets == "clip":
             logits = np.broadcast_to(logits.mean(axis=1, keepdims=True), logits.shape).copy()
         return CropTable(
-            np.stack(offsets), {"teacher_logits": logits, "teacher_embeddings": np.stack(embeddings)}
+            np.stack(offsets),
+            {"teacher_logits": logits, "teacher_embeddings": np.stack(embeddings)},
         )
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
-    tmp.replace(path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # parts may finish together
-    tmp.write_text(text)
-    tmp.replace(path)

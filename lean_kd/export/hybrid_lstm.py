@@ -27,7 +27,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from lean_kd.errors import ExportError
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
+from lean_kd.export.ops import FUSED_LSTM
+from lean_kd_runtime.tflite_graph import operator_name
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,10 @@ def hybridize_lstms(model: bytes) -> tuple[bytes, int]:
     that tensor too).
     """
     unpacked, lstms = _ops_where(
-        model, lambda name, op, tensors: name == FUSED_LSTM
-        and tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
+        model,
+        lambda name, op, tensors: (
+            name == FUSED_LSTM and tensors[op.inputs[0]].type == schema.TensorType.FLOAT32
+        ),
     )
     graph = unpacked.subgraphs[0]
     if not lstms:
@@ -81,9 +84,7 @@ def _ops_where(
     """The unpacked model and its main subgraph's ops for which ``keep(op type, op, tensors)``."""
     unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
     graph = unpacked.subgraphs[0]
-    codes = [
-        OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
-    ]
+    codes = [operator_name(c) for c in unpacked.operatorCodes]
     kept = [op for op in graph.operators if keep(codes[op.opcodeIndex], op, graph.tensors)]
     return unpacked, kept
 
@@ -135,9 +136,12 @@ def hybridize_fully_connected(model: bytes, outputs: set[str]) -> tuple[bytes, i
     """``model`` with the float weights of the FULLY_CONNECTED ops that write one of the tensors
     named in ``outputs`` stored as per-channel symmetric int8; returns it and the op count."""
     unpacked, chosen = _ops_where(
-        model, lambda name, op, tensors: name == "FULLY_CONNECTED"
-        and _name(tensors[op.outputs[0]]) in outputs
-        and tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
+        model,
+        lambda name, op, tensors: (
+            name == "FULLY_CONNECTED"
+            and _name(tensors[op.outputs[0]]) in outputs
+            and tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
+        ),
     )
     graph = unpacked.subgraphs[0]
     if not chosen:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lean_kd._keras import keras
 from lean_kd.audio.features import LogMelSpectrogram
-from lean_kd.errors import ConfigError, ModelError
+from lean_kd.errors import ModelError
 from lean_kd.models import registry
 from lean_kd.models.contract import model_spec
 
@@ -44,16 +44,3 @@ def model_sample_rate(model: keras.Model) -> int:
             "pass --sample-rate"
         )
     return rates[0]
-
-
-def read_labels(path: str | Path) -> list[str]:
-    """Class names, one per non-empty line; ConfigError for a missing or empty file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: label file not found")
-    labels = [
-        line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-    if not labels:
-        raise ConfigError(f"{path}: the label file has no class names")
-    return labels

@@ -4,7 +4,7 @@ MediaPipe's AudioClassifier loads a model with no glue code when the model carri
 
 - a ``TFLITE_METADATA`` entry in the model's metadata list pointing to a buffer that holds a
   ``ModelMetadata`` flatbuffer (identifier ``M001``, schema ``metadata_schema.fbs``, written by
-  :mod:`lean_kd.export.metadata_flatbuffer` and read by :mod:`lean_kd_pi.tflite_metadata`);
+  :mod:`lean_kd.export.metadata_flatbuffer` and read by :mod:`lean_kd_runtime.tflite_metadata`);
 - on its single input, ``AudioProperties`` (sample rate, channels), which needs metadata
   parser 1.3.0;
 - on its single output, a label file of type ``TENSOR_AXIS_LABELS``;
@@ -27,10 +27,15 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from lean_kd.bench.graph import read_tflite_bytes
 from lean_kd.errors import ExportError, ModelError
 from lean_kd.export.metadata_flatbuffer import METADATA_IDENTIFIER, TensorInfo, model_metadata
-from lean_kd_pi.tflite_metadata import audio_metadata, embedded_labels, metadata_buffer, model_info
+from lean_kd_runtime.tflite_graph import read_tflite_bytes
+from lean_kd_runtime.tflite_metadata import (
+    audio_metadata,
+    embedded_labels,
+    metadata_buffer,
+    model_info,
+)
 
 METADATA_NAME = "TFLITE_METADATA"
 MODEL_IDENTIFIER = b"TFL3"
@@ -128,7 +133,9 @@ def _audio_facts(data: bytes, path: Path) -> dict[str, Any]:
         )
     labels = embedded_labels(data, found["label_files"])
     if labels is None:
-        raise ModelError(f"{path}: label file {found['label_files'][0]!r} is not packed in the model")
+        raise ModelError(
+            f"{path}: label file {found['label_files'][0]!r} is not packed in the model"
+        )
     return {"sample_rate": found["sample_rate_hz"], "channels": found["channels"], "labels": labels}
 
 

@@ -5,7 +5,7 @@ Only the tables lean_kd writes are here: ModelMetadata -> SubGraphMetadata -> Te
 label file as an AssociatedFile). Field slots and enum values are facts of the published
 ``metadata_schema.fbs`` (tflite-support / MediaPipe, identifier ``M001``); the MediaPipe
 AudioClassifier compatibility test (tests/export/test_mediapipe.py) and the device runner's
-reader (:mod:`lean_kd_pi.tflite_metadata`) are the judges of the bytes.
+reader (:mod:`lean_kd_runtime.tflite_metadata`) are the judges of the bytes.
 """
 
 from __future__ import annotations
@@ -60,13 +60,18 @@ def model_metadata(
     }
     subgraph = _table(b, "SubGraphMetadata", offsets=tensors)
     strings = {key: b.CreateString(value) for key, value in info.items()}
-    root = _table(b, "ModelMetadata", offsets={**strings, "subgraph_metadata": _vector(b, [subgraph])})
+    root = _table(
+        b, "ModelMetadata", offsets={**strings, "subgraph_metadata": _vector(b, [subgraph])}
+    )
     b.Finish(root, file_identifier=METADATA_IDENTIFIER)
     return bytes(b.Output())
 
 
 def _tensor(b: flatbuffers.Builder, tensor: TensorInfo) -> int:
-    offsets = {"name": b.CreateString(tensor.name), "description": b.CreateString(tensor.description)}
+    offsets = {
+        "name": b.CreateString(tensor.name),
+        "description": b.CreateString(tensor.description),
+    }
     if tensor.sample_rate:
         properties = _table(
             b, "AudioProperties",

@@ -14,10 +14,8 @@ import re
 from ai_edge_litert import schema_py_generated as schema
 
 from lean_kd.errors import ExportError
+from lean_kd_runtime.tflite_graph import operator_name
 
-OP_NAMES = {
-    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
-}
 _FLOAT_TYPES = (schema.TensorType.FLOAT32, schema.TensorType.FLOAT16, schema.TensorType.COMPLEX64)
 FUSED_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
@@ -59,7 +57,7 @@ def summarize_ops(model: bytes) -> OpSummary:
         raise ExportError("The converter output is not a TFLite flatbuffer (no 'TFL3' identifier)")
     root = schema.Model.GetRootAs(model, 0)
     codes = [root.OperatorCodes(i) for i in range(root.OperatorCodesLength())]
-    names = [OP_NAMES.get(max(c.BuiltinCode(), c.DeprecatedBuiltinCode()), "CUSTOM") for c in codes]
+    names = [operator_name(c) for c in codes]
     graph = root.Subgraphs(0)
     ops, float_ops = [], set()
     for i in range(graph.OperatorsLength()):

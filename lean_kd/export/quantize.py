@@ -55,8 +55,9 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError, ExportError
 from lean_kd.export.modes import CALIBRATED_MODES, DFT_MODES, LSTM_MODES, QUANT_MODES
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
-from lean_kd.models.yamnet_layers import WaveformPadding
+from lean_kd.export.ops import FUSED_LSTM
+from lean_kd.models.yamnet.layers import WaveformPadding
+from lean_kd_runtime.tflite_graph import OP_NAMES, operator_name
 
 logger = logging.getLogger(__name__)
 
@@ -174,9 +175,7 @@ def repair_scales(model: bytes) -> tuple[bytes, list[str]]:
     names of the relabelled tensors.
     """
     unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
-    codes = [
-        OP_NAMES.get(max(c.builtinCode, c.deprecatedBuiltinCode)) for c in unpacked.operatorCodes
-    ]
+    codes = [operator_name(c) for c in unpacked.operatorCodes]
     tensors = unpacked.subgraphs[0].tensors
     relabelled = []
     for op in unpacked.subgraphs[0].operators:

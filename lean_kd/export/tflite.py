@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -37,14 +36,15 @@ from lean_kd.export.quantize import (
     frontend_layers,
     int8_float_ops,
     int8_with_float_parts,
-    lstm_directions,
     layer_nodes,
+    lstm_directions,
     repair_scales,
     share_quantization_vectors,
 )
 from lean_kd.export.representative import INPUT_NAME, calibration_set, dataset_fn
 from lean_kd.export.rewrite import dft_scopes, export_copy, unrolled_layers
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode, shorten_names
+from lean_kd.files import write_atomic
 from lean_kd.models.contract import ModelSpec, model_spec
 
 logger = logging.getLogger(__name__)
@@ -99,14 +99,11 @@ def export_tflite(
 ) -> ExportResult:
     """Convert ``model`` in mode ``quant``, add metadata, write ``out`` atomically.
 
-    ``representative``: calibration waveforms for int8 / int16x8 (see
-    :func:`lean_kd.export.representative.calibration_set`), the first ``num_calibration``
-    used. ``float_ops``: int8 only, TFLite op types to keep float besides those that models
-    with LSTMs always keep float; ``lstm``: int8 only, how LSTMs are stored, hybrid (int8
-    weights, float activations), int8 or float (see :mod:`lean_kd.export.quantize`).
-    ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one).
-    Raises ExportError (ConfigError for an unknown mode) before converting when an input is
-    wrong, and never leaves a partial file at ``out``.
+    ``representative``: calibration waveforms for int8 / int16x8, the first ``num_calibration``
+    used. int8 only: ``float_ops`` are op types kept float (besides those LSTM models always
+    keep float), ``lstm`` and ``dft`` how LSTMs and the DFT are stored (:mod:`.quantize`).
+    ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one). Raises
+    ExportError (ConfigError for an unknown mode) before converting; never a partial ``out``.
     """
     out = Path(out)
     check_output_path(out)
@@ -114,33 +111,20 @@ def export_tflite(
     num_samples, spec = model_facts(model, labels=labels, sample_rate=sample_rate)
     lstm = resolve_lstm_mode(model, lstm)
     multi_label = (spec.multi_label if spec else False) if multi_label is None else multi_label
+    options = dict(
+        keep_frontend_float=keep_frontend_float, float_ops=tuple(float_ops), lstm=lstm, dft=dft
+    )
     timings: dict[str, float] = {}
     with _timed(timings, "calibration_data"):
-        calibration = None
-        if quant in CALIBRATED_MODES and representative is not None:
-            calibration = calibration_set(
-                representative,
-                num_samples=num_samples,
-                sample_rate=sample_rate,
-                count=num_calibration,
-            )
+        calibration = _calibration(quant, representative, num_samples, sample_rate, num_calibration)
     with _timed(timings, "convert"):
         flatbuffer = convert(
-            model,
-            quant=quant,
-            calibration=calibration,
-            keep_frontend_float=keep_frontend_float,
-            float_ops=float_ops,
-            lstm=lstm,
-            dft=dft,
-            multi_label=multi_label,
+            model, quant=quant, calibration=calibration, multi_label=multi_label, **options
         )
     with _timed(timings, "metadata_and_write"):
-        packed = add_metadata(flatbuffer, labels=list(labels), sample_rate=sample_rate, info=info)
-        if quant in SHARED_VECTOR_MODES:
-            packed = share_quantization_vectors(packed)
-        write_atomic(out, packed)
-    int8 = quant == "int8"
+        packed = _write_model(
+            flatbuffer, out, quant=quant, labels=labels, sample_rate=sample_rate, info=info
+        )
     result = ExportResult(
         path=out,
         size_bytes=len(packed),
@@ -150,15 +134,61 @@ def export_tflite(
         num_samples=num_samples,
         labels=tuple(labels),
         multi_label=multi_label,
-        keep_frontend_float=int8 and keep_frontend_float and bool(frontend_layers(model)),
-        float_ops=int8_float_ops(model, tuple(float_ops), lstm) if int8 else (),
-        lstm=lstm if int8 and lstm_directions(model) else "",
-        dft=dft if int8 and _log_mels(model) else "",
+        **_int8_facts(model, quant, **options),
         calibration_count=len(calibration or ()),
         timings_seconds=timings,
     )
     logger.info("Wrote %s (%s, %d bytes): %s", out, quant, len(packed), result.summary.format())
     return result
+
+
+def _calibration(
+    quant: str, representative: Iterable[Any] | None, num_samples: int, sample_rate: int, count: int
+) -> list[np.ndarray] | None:
+    """The checked calibration windows when ``quant`` calibrates and waveforms were given."""
+    if quant not in CALIBRATED_MODES or representative is None:
+        return None
+    return calibration_set(
+        representative, num_samples=num_samples, sample_rate=sample_rate, count=count
+    )
+
+
+def _write_model(
+    flatbuffer: bytes,
+    out: Path,
+    *,
+    quant: str,
+    labels: list[str],
+    sample_rate: int,
+    info: ModelInfo,
+) -> bytes:
+    """Add the audio metadata, share per-channel vectors where the mode has them, write ``out``
+    atomically; the bytes written."""
+    packed = add_metadata(flatbuffer, labels=list(labels), sample_rate=sample_rate, info=info)
+    if quant in SHARED_VECTOR_MODES:
+        packed = share_quantization_vectors(packed)
+    write_atomic(out, packed, error=ExportError)
+    return packed
+
+
+def _int8_facts(
+    model: keras.Model,
+    quant: str,
+    *,
+    keep_frontend_float: bool,
+    float_ops: tuple[str, ...],
+    lstm: str,
+    dft: str,
+) -> dict[str, Any]:
+    """The ExportResult fields that describe an int8 export (empty values for other modes)."""
+    if quant != "int8":
+        return {"keep_frontend_float": False, "float_ops": (), "lstm": "", "dft": ""}
+    return {
+        "keep_frontend_float": keep_frontend_float and bool(frontend_layers(model)),
+        "float_ops": int8_float_ops(model, float_ops, lstm),
+        "lstm": lstm if lstm_directions(model) else "",
+        "dft": dft if _log_mels(model) else "",
+    }
 
 
 def convert(
@@ -334,25 +364,6 @@ def check_output_path(path: Path) -> None:
             pass
     except OSError as exc:
         raise ExportError(f"Output folder {folder} is not writable ({exc.strerror})") from None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it to ``path``."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ExportError(f"Output folder {path.parent} is not writable ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ExportError(
-            f"Cannot write {path} ({exc.strerror or exc}); nothing was written"
-        ) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

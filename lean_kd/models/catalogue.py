@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lean_kd.errors import ConfigError
+from lean_kd.files import write_json
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.json")
 PROBE_CLASSES = (2, 3)  # the two class counts the affine counts are measured at
@@ -121,10 +122,7 @@ def _shape(low: list, high: list) -> list[int | str | None]:
 
 def write_catalogue(entries: list[CatalogueEntry], path: Path = CATALOGUE_FILE) -> None:
     """Write ``entries`` as JSON atomically (temporary file beside ``path``, then rename)."""
-    text = json.dumps({"models": [dataclasses.asdict(e) for e in entries]}, indent=1)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, {"models": [dataclasses.asdict(e) for e in entries]})
 
 
 def main(argv: list[str] | None = None) -> int:

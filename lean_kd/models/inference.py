@@ -20,8 +20,8 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.io import valid_audio
 from lean_kd.audio.windows import split_windows
 from lean_kd.errors import AudioInputError, ConfigError
-from lean_kd.metrics import aggregate_windows
 from lean_kd.models.contract import ModelSpec, check_waveform, model_spec
+from lean_kd_runtime.metrics import aggregate_windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +86,9 @@ def clip_scores(
 
 def mean_by_clip(scores: np.ndarray, clip_index: np.ndarray, num_clips: int) -> np.ndarray:
     """Mean of the rows of ``scores`` ``[windows, C]`` that share a clip index -> ``[clips, C]`` float32."""
-    return aggregate_windows(scores, np.asarray(clip_index, np.int64), num_clips=num_clips).astype(np.float32)
+    return aggregate_windows(scores, np.asarray(clip_index, np.int64), num_clips=num_clips).astype(
+        np.float32
+    )
 
 
 def keras_scorer(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -123,12 +125,3 @@ def scored_windows(
     window_scores = np.concatenate(scores)  # [windows, C]
     clip_scores = mean_by_clip(window_scores, clip_index, len(rows))
     return ClipScores(clip_scores, window_scores, clip_index), clip_labels
-
-
-def dataset_clip_scores(model: keras.Model, windows: Iterable) -> tuple[np.ndarray, np.ndarray]:
-    """Clip scores and labels from ``AudioPipeline.windows(split)`` batches.
-
-    Returns ``(scores [clips, C], labels [clips, C])`` in the split's clip order.
-    """
-    result, labels = scored_windows(keras_scorer(model), windows)
-    return result.clip_scores, labels

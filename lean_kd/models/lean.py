@@ -61,8 +61,8 @@ from lean_kd.models.contract import (
 )
 from lean_kd.models.registry import register
 from lean_kd.models.wave_encoder import WaveEncoderConfig, wave_encoder
-from lean_kd.models.yamnet import YAMNetConfig, backbone_features
-from lean_kd.models.yamnet_teacher import (
+from lean_kd.models.yamnet.network import YAMNetConfig, backbone_features
+from lean_kd.models.yamnet.teacher import (
     PretrainedYAMNetOptions,
     classifier_head,
     init_yamnet_branch,
@@ -186,13 +186,21 @@ def build_lean(
 
 
 register(
-    "lean", build_lean, LEANConfig,
+    "lean",
+    build_lean,
+    LEANConfig,
     description="LEAN student: BiLSTM wave encoder + pretrained YAMNet on mean-normalised "
     "log-mel + cross-attention realignment (ablations: use_wave_encoder/use_yamnet/"
     "use_cross_attention)",
 )
 register(
-    "lean_tiny", build_lean, LEANConfig,
+    "lean_tiny",
+    build_lean,
+    LEANConfig,
     description="LEAN with YAMNet width 0.5 and 1 x BiLSTM(64), random init (to be distilled)",
-    yamnet_width=0.5, lstm_units=64, lstm_layers=1, projection_units=64, pretrained=False,
+    yamnet_width=0.5,
+    lstm_units=64,
+    lstm_layers=1,
+    projection_units=64,
+    pretrained=False,
 )

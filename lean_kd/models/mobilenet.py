@@ -118,14 +118,20 @@ def inverted_residual(
 def mobilenet_v2_features(image: tf.Tensor, config: MobileNetV2Config) -> tf.Tensor:
     """Image ``[B, T, F, C]`` -> feature map ``[B, T/32, F/32, last]`` (MobileNetV2 trunk)."""
     momentum = config.bn_momentum
-    x = _conv_bn(image, make_divisible(STEM_FILTERS * config.width), 3, 2, "stem", momentum=momentum)
+    x = _conv_bn(
+        image, make_divisible(STEM_FILTERS * config.width), 3, 2, "stem", momentum=momentum
+    )
     index = 0
     for expansion, channels, repeats, stride in _BLOCK_DEFS:
         for repeat in range(repeats):
             index += 1
             filters = make_divisible(channels * config.width)
             x = inverted_residual(
-                x, expansion, filters, stride if repeat == 0 else 1, f"block{index}",
+                x,
+                expansion,
+                filters,
+                stride if repeat == 0 else 1,
+                f"block{index}",
                 momentum=momentum,
             )
     return _conv_bn(x, config.head_channels, 1, 1, "head", momentum=momentum)

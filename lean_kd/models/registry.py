@@ -33,7 +33,7 @@ MODEL_MODULES = (
     "lean_kd.models.transformer",
     "lean_kd.models.mobilenet",
     "lean_kd.models.ensemble",
-    "lean_kd.models.yamnet_teacher",
+    "lean_kd.models.yamnet.teacher",
     "lean_kd.models.lean",
 )
 SPEC_OPTIONS = {"sample_rate": 16000, "clip_seconds": 1.0, "multi_label": False}

@@ -87,4 +87,3 @@ def wave_encoder(waveform: tf.Tensor, config: WaveEncoderConfig, *, sample_rate:
         lstm = keras.layers.LSTM(config.lstm_units, return_sequences=True, name=f"lstm{index}")
         x = keras.layers.Bidirectional(lstm, name=f"{PREFIX}/bilstm{index}")(x)  # [B, T, 2 * units]
     return x
-

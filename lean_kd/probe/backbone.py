@@ -24,10 +24,9 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.features import YAMNET_PRESET
 from lean_kd.errors import ModelError
 from lean_kd.models.contract import model_spec
-from lean_kd.models.yamnet import YAMNetConfig
-from lean_kd.models.yamnet_pretrained import resolve_yamnet_weights, sha256_of
-from lean_kd.models.yamnet_weights import pretrained_yamnet
-
+from lean_kd.models.yamnet.network import YAMNetConfig
+from lean_kd.models.yamnet.pretrained import resolve_yamnet_weights, sha256_of
+from lean_kd.models.yamnet.weights import pretrained_yamnet
 
 OUTPUTS = ("embeddings", "scores")
 # One YAMNet patch: 96 frames of 10 ms plus the 25 ms analysis window = 15600 samples (0.975 s).

@@ -4,7 +4,7 @@
 
 - ``metrics.json``: the settings (backbone, features, C, fit splits, clip and feature counts)
   and, for every split the probe was not fitted on (val, test), the metrics of
-  :func:`lean_kd.metrics.evaluate_scores` on its clips, as ``experiment.train`` reports them;
+  :func:`lean_kd_runtime.metrics.evaluate_scores` on its clips, as ``experiment.train`` reports them;
 - ``probe.npz``: the fitted :class:`~lean_kd.probe.classifier.LinearProbe` (standardisation
   and weights, plus the settings as JSON).
 """
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from lean_kd.config import ProbeSection
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.errors import DataError
 from lean_kd.files import write_atomic
-from lean_kd.metrics import evaluate_scores
 from lean_kd.probe.backbone import Backbone
 from lean_kd.probe.classifier import LinearProbe
 from lean_kd.probe.windows import (
@@ -31,7 +31,7 @@ from lean_kd.probe.windows import (
     clip_window_outputs,
     pool_clips,
 )
-from lean_kd.recipe import ProbeSection
+from lean_kd_runtime.metrics import evaluate_scores
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ named ``classifier`` on its ``embeddings`` (``yamnet_teacher`` without ``hidden_
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 
 from lean_kd._keras import keras
@@ -52,7 +53,9 @@ def fit_linear_head(
     )  # fmt: skip
     rows = [(windows[clip_key(e)], e) for e in examples if clip_key(e) in windows]
     features = np.concatenate([w.embeddings for w, _ in rows])  # [windows, D]
-    labels = np.concatenate([np.repeat(index.label_matrix([e]), len(w.embeddings), 0) for w, e in rows])
+    labels = np.concatenate(
+        [np.repeat(index.label_matrix([e]), len(w.embeddings), 0) for w, e in rows]
+    )
     probe = LinearProbe.fit(features, labels, multi_label=index.multi_label, C=C)
     kernel = (probe.coef / probe.scale).T  # [D, C]: standardisation folded in
     bias = probe.intercept - probe.coef @ (probe.mean / probe.scale)
@@ -80,5 +83,7 @@ def _classifier_on_embeddings(model: keras.Model) -> keras.layers.Dense:
             f"or dropout); {model.name!r} is not"
         )
     if classifier.units != model_spec(model).num_classes:
-        raise ConfigError(f"{model.name!r}: classifier has {classifier.units} units, expected one per class")
+        raise ConfigError(
+            f"{model.name!r}: classifier has {classifier.units} units, expected one per class"
+        )
     return classifier

@@ -32,11 +32,11 @@ from tqdm import tqdm
 
 from lean_kd.audio.io import load_audio
 from lean_kd.audio.windows import split_windows
+from lean_kd.config import PROBE_FEATURES
 from lean_kd.data.index import Example
 from lean_kd.errors import AudioInputError, ConfigError, DataError
 from lean_kd.files import write_atomic
 from lean_kd.probe.backbone import OUTPUTS, Backbone
-from lean_kd.recipe import PROBE_FEATURES
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lean_kd import files
 from lean_kd.data.index import DatasetIndex
-from lean_kd.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def write_record(stage_dir: Path, record: StageRecord) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """JSON to a temporary file beside ``path``, then renamed: never a truncated file."""
-    write_atomic(path, json.dumps(data, indent=1, default=_plain))
+    """JSON with dataclasses, paths and NumPy values made plain (see :func:`_plain`)."""
+    files.write_json(path, data, default=_plain)
 
 
 def pending_fingerprint(stage_dir: Path) -> str | None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from lean_kd.bench.plots import plt, save_figure  # importing bench.plots selects Agg
 from lean_kd.errors import DataError
+from lean_kd.reporting.figures import plt, save_figure
 
 # Above this many classes the AP chart shows the worst classes only (a 200-class chart of
 # grouped bars is unreadable); the title says so.

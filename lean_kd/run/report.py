@@ -1,6 +1,6 @@
 """The end-of-run report a person reads: ``DIR/report.md`` plus the PNGs it shows.
 
-:func:`write_report` reads the run folder through :func:`lean_kd.run.results.load_run` (only
+:func:`write_run_report` reads the run folder through :func:`lean_kd.run.results.load_run` (only
 the files of the run-folder contract) and writes, each atomically (temporary name, then
 rename): the dataset summary; one table of the floor (the linear probe on frozen YAMNet) /
 teacher / student / KD student / quantized students (mAP, accuracy, parameters, size, latency
@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lean_kd.bench.plots import latency_cdf, map_vs_size
-from lean_kd.bench.report import MIB, format_number, markdown_table, to_markdown
+from lean_kd.bench.report import to_markdown
+from lean_kd.files import write_atomic
+from lean_kd.reporting.markdown import MIB, format_number, markdown_table
 from lean_kd.run import plots
-from lean_kd.run.results import STAGES, TRAINED, ModelResult, RunData, floor_note, load_run
+from lean_kd.run.results import STAGE_FOLDERS, TRAINED, ModelResult, RunData, floor_note, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ PRETRAINED_MISSING = (
 )
 
 
-def write_report(run_dir: Path) -> Path:
+def write_run_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` and its PNGs; returns the Markdown path."""
     run = load_run(Path(run_dir))
     sections = [
@@ -49,9 +51,7 @@ def write_report(run_dir: Path) -> Path:
         _reproduce_section(run),
     ]
     path = run.run_dir / "report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n\n".join("\n".join(lines) for lines in sections) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "\n\n".join("\n".join(lines) for lines in sections) + "\n")
     logger.info("Wrote %s", path)
     return path
 
@@ -61,7 +61,9 @@ def _header(run: RunData) -> list[str]:
     recipe = ((run.run_info or {}).get("resolved_recipe") or {}).get("name")
     created = datetime.now(UTC).isoformat(timespec="seconds")
     lines = [
-        f"# lean_kd run report: {recipe} ({dataset})" if recipe else f"# lean_kd run report: {dataset}",
+        f"# lean_kd run report: {recipe} ({dataset})"
+        if recipe
+        else f"# lean_kd run report: {dataset}",
         "",
         f"Run folder `{run.run_dir}`, report written {created}.",
     ]
@@ -276,7 +278,7 @@ def _bench_label(run: RunData, file_name: str) -> str:
 
 def _stages_section(run: RunData) -> list[str]:
     rows = []
-    for stage in STAGES:
+    for stage in STAGE_FOLDERS:
         info = run.stages.get(stage)
         if info is None:
             rows.append([stage, run.unfinished.get(stage, "?"), "", ""])

@@ -25,7 +25,7 @@ from lean_kd.run import STAGE_NAMES
 
 logger = logging.getLogger(__name__)
 
-STAGES = tuple(name for name in STAGE_NAMES if name != "report")  # the ones with a folder
+STAGE_FOLDERS = tuple(name for name in STAGE_NAMES if name != "report")  # the ones with a folder
 TRAINED = {"teacher": "teacher", "student": "student (no KD)", "distill": "KD student"}
 PROBE_LABEL = "floor: linear probe on frozen YAMNet"
 PROBE_SKIPPED = (
@@ -120,7 +120,7 @@ def load_run(run_dir: Path) -> RunData:
 def finished_stages(run_dir: Path) -> tuple[dict[str, dict], dict[str, str]]:
     """({stage: stage.json} of finished stages, {stage: reason} of the others)."""
     finished, unfinished = {}, {}
-    for stage in STAGES:
+    for stage in STAGE_FOLDERS:
         path = run_dir / stage / "stage.json"
         if not path.is_file():
             unfinished[stage] = f"not run or not finished (no {stage}/stage.json)"

@@ -19,9 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lean_kd.config import to_dict
-from lean_kd.distribute import check_run_strategy
 from lean_kd.errors import ConfigError, LeanKDError, ModelError
-from lean_kd.recipe import ModelSection, Recipe
 from lean_kd.run import STAGE_NAMES
 from lean_kd.run.fingerprint import (
     PENDING_FILE,
@@ -33,12 +31,14 @@ from lean_kd.run.fingerprint import (
     write_json,
     write_record,
 )
+from lean_kd.run.recipe import ModelSection, Recipe
 from lean_kd.run.stages import STAGES, RunContext, Stage
+from lean_kd.training.distribute import check_run_strategy
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_VERSION = 1  # bump when a stage's outputs change meaning: every stage reruns
-IF_AVAILABLE = "if_available"  # lean_kd.models.yamnet_teacher.IF_AVAILABLE (no TF import here)
+IF_AVAILABLE = "if_available"  # lean_kd.models.yamnet.teacher.IF_AVAILABLE (no TF import here)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,9 @@ class StageOutcome:
     stage: str
     status: str  # "ran", "skipped" (unchanged) or "off" (switched off in the recipe)
     seconds: float  # wall time
-    cpu_seconds: float = 0.0  # process CPU time, all threads: what the stage costs on a busy machine
+    cpu_seconds: float = (
+        0.0  # process CPU time, all threads: what the stage costs on a busy machine
+    )
     reason: str = ""
 
 
@@ -78,13 +80,15 @@ def run_pipeline(
     check_run_strategy(recipe.distribute.strategy)
     weights, why = find_yamnet_weights()
     if weights is None:
-        echo(f"Pretrained YAMNet weights not found ({why}): YAMNet branches use RANDOM init; "
-             "the report marks this run.")
+        echo(
+            f"Pretrained YAMNet weights not found ({why}): YAMNet branches use RANDOM init; "
+            "the report marks this run."
+        )
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(with_pretrained(recipe, weights is not None), run_dir, weights, progress)
     write_json(run_dir / "run.json", run_info(ctx, recipe_path))
-    forced = set(STAGE_NAMES[STAGE_NAMES.index(from_stage):]) if from_stage else set()
+    forced = set(STAGE_NAMES[STAGE_NAMES.index(from_stage) :]) if from_stage else set()
     stages = STAGES[: STAGE_NAMES.index(until) + 1] if until else STAGES
     outcomes = []
     for number, stage in enumerate(stages, 1):
@@ -93,7 +97,9 @@ def run_pipeline(
     return RunResult(run_dir, tuple(outcomes), weights is not None)
 
 
-def run_stage(stage: Stage, ctx: RunContext, *, forced: bool, echo: Callable, tag: str) -> StageOutcome:
+def run_stage(
+    stage: Stage, ctx: RunContext, *, forced: bool, echo: Callable, tag: str
+) -> StageOutcome:
     """Skip, resume or (re)run one stage; its record is written only once it succeeded."""
     out = ctx.path(stage.name)
     if not stage.enabled(ctx.recipe):
@@ -120,7 +126,11 @@ def run_stage(stage: Stage, ctx: RunContext, *, forced: bool, echo: Callable, ta
     pending = None if forced else pending_fingerprint(out)
     resume = pending == expected
     if record is None and pending is not None:
-        reason = "interrupted earlier" if resume else "interrupted earlier with other inputs; starting afresh"
+        reason = (
+            "interrupted earlier"
+            if resume
+            else "interrupted earlier with other inputs; starting afresh"
+        )
     echo(f"{tag}: {'resuming' if resume else 'running'} ({reason})")
     if not resume:
         if out.exists():
@@ -151,8 +161,8 @@ def _timed_run(stage: Stage, ctx: RunContext, out: Path) -> tuple[list[str], flo
 
 def find_yamnet_weights() -> tuple[str | None, str]:
     """(source of the official YAMNet weights, or None and why not) -- checked once per run."""
-    from lean_kd.models.yamnet_pretrained import ENV_WEIGHTS, cache_dir, resolve_yamnet_weights
-    from lean_kd.models.yamnet_weights import weights_format
+    from lean_kd.models.yamnet.pretrained import ENV_WEIGHTS, cache_dir, resolve_yamnet_weights
+    from lean_kd.models.yamnet.weights import weights_format
 
     try:
         source = resolve_yamnet_weights()
@@ -178,7 +188,9 @@ def with_pretrained(recipe: Recipe, available: bool) -> Recipe:
             options["yamnet_trainable"] = "all"
         return dataclasses.replace(section, options=options)
 
-    return dataclasses.replace(recipe, teacher=resolve(recipe.teacher), student=resolve(recipe.student))
+    return dataclasses.replace(
+        recipe, teacher=resolve(recipe.teacher), student=resolve(recipe.student)
+    )
 
 
 def check_export_modes(recipe: Recipe) -> None:
@@ -187,7 +199,9 @@ def check_export_modes(recipe: Recipe) -> None:
 
     unknown = [mode for mode in recipe.export.all_modes if mode not in QUANT_MODES]
     if unknown:
-        raise ConfigError(f"export.modes: unknown mode(s) {unknown}; expected some of {list(QUANT_MODES)}")
+        raise ConfigError(
+            f"export.modes: unknown mode(s) {unknown}; expected some of {list(QUANT_MODES)}"
+        )
 
 
 def run_info(ctx: RunContext, recipe_path: str | None) -> dict:

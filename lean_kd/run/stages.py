@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from lean_kd import experiment
-from lean_kd.config import to_dict
+from lean_kd.config import DistributeSection, to_dict
 from lean_kd.data.index import DatasetIndex
 from lean_kd.errors import DataError, ExportError
-from lean_kd.recipe import DistributeSection, Recipe
+from lean_kd.run import experiment
 from lean_kd.run.fingerprint import StageRecord, data_fingerprint, write_json
+from lean_kd.run.recipe import Recipe
 from lean_kd.run.results import PROBE_SKIPPED
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,9 @@ def run_cache(ctx: RunContext, out: Path) -> list[str]:
     cache = experiment.cache_teacher(
         ctx.recipe, ctx.path("teacher", "best.keras"), out, progress=ctx.progress
     )
-    return sorted(p.name for p in cache.directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(
+        p.name for p in cache.directory.iterdir() if p.is_file() and not p.name.startswith(".")
+    )
 
 
 def run_student(ctx: RunContext, out: Path) -> list[str]:
@@ -206,7 +208,9 @@ def run_distill(ctx: RunContext, out: Path) -> list[str]:
 
 def student_name(recipe: Recipe) -> str:
     """File-name stem of the student: its registry name, or its checkpoint's stem."""
-    return Path(recipe.student.checkpoint).stem if recipe.student.checkpoint else recipe.student.name
+    return (
+        Path(recipe.student.checkpoint).stem if recipe.student.checkpoint else recipe.student.name
+    )
 
 
 def run_export(ctx: RunContext, out: Path) -> list[str]:
@@ -227,20 +231,18 @@ def run_export(ctx: RunContext, out: Path) -> list[str]:
 
 
 def _export_one(ctx, model, quant: str, path: Path, num_samples: int, windows) -> dict[str, Any]:
-    from lean_kd.export.tflite import export_tflite
+    from lean_kd.export.checkpoint import export_checkpoint
     from lean_kd.export.verify import parity
 
     recipe, index = ctx.recipe, ctx.index()
-    calibration = _waveforms(index, recipe, num_samples, recipe.export.num_calibration, "train")
     try:
-        result = export_tflite(
+        result = export_checkpoint(
             model,
             quant=quant,
             out=path,
-            labels=list(index.class_names),
+            index=index,
             sample_rate=recipe.audio.sample_rate,
-            representative=calibration,
-            num_calibration=recipe.export.num_calibration,
+            calibration_count=recipe.export.num_calibration,
             keep_frontend_float=recipe.export.keep_frontend_float,
             float_ops=recipe.export.float_ops,
             lstm=recipe.export.lstm,
@@ -249,7 +251,9 @@ def _export_one(ctx, model, quant: str, path: Path, num_samples: int, windows) -
         )
     except OSError as exc:  # e.g. a full disk while the converter writes its temporary files
         reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        raise ExportError(f"Cannot export {path} ({quant}): {reason}; nothing was marked done") from None
+        raise ExportError(
+            f"Cannot export {path} ({quant}): {reason}; nothing was marked done"
+        ) from None
     agreement = parity(model, result.path, windows, multi_label=index.multi_label)
     return {
         "quant": quant,
@@ -264,9 +268,15 @@ def _waveforms(index: DatasetIndex, recipe: Recipe, num_samples: int, count: int
     from lean_kd.export.representative import representative_from_index
 
     crops = representative_from_index(
-        index, sample_rate=recipe.audio.sample_rate, num_samples=num_samples, count=count, split=split
+        index,
+        sample_rate=recipe.audio.sample_rate,
+        num_samples=num_samples,
+        count=count,
+        split=split,
     )
-    return np.stack([np.reshape(waveform, [-1])[:num_samples] for waveform, _ in crops]).astype(np.float32)
+    return np.stack([np.reshape(waveform, [-1])[:num_samples] for waveform, _ in crops]).astype(
+        np.float32
+    )
 
 
 # ------------------------------------------------------------------------------ evaluate
@@ -289,14 +299,14 @@ def read_export(run_dir: Path) -> dict[str, Any]:
 
 def run_evaluate(ctx: RunContext, out: Path) -> list[str]:
     """Clip-level metrics of every model on the test split (val when there is none)."""
-    from lean_kd.evaluation import evaluate_model, write_report
+    from lean_kd.evaluation import evaluate_model, write_evaluation
 
     outputs = []
     for name, path in evaluated_models(ctx).items():
         report = evaluate_model(
             path, ctx.index(), split=ctx.eval_split, audio=ctx.recipe.audio, progress=ctx.progress
         )
-        write_report(report, out / f"{name}.json")
+        write_evaluation(report, out / f"{name}.json")
         outputs.append(f"{name}.json")
         logger.info("%s: mAP %.4f on %s", name, report["map"], ctx.eval_split)
     return outputs
@@ -307,7 +317,7 @@ def run_evaluate(ctx: RunContext, out: Path) -> list[str]:
 
 def yamnet_baseline(ctx: RunContext) -> str | None:
     """The official yamnet.tflite to benchmark against, when the found weights are one."""
-    from lean_kd.models.yamnet_weights import weights_format
+    from lean_kd.models.yamnet.weights import weights_format
 
     source = ctx.yamnet_weights
     if not ctx.recipe.bench.yamnet_baseline or source is None or weights_format(source) != "tflite":
@@ -324,7 +334,7 @@ def bench_inputs(ctx: RunContext) -> dict[str, Any]:
 def run_bench(ctx: RunContext, out: Path) -> list[str]:
     """Latency, memory and size of the int8 student (and the official YAMNet, interleaved)."""
     from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
-    from lean_kd.bench.report import write_report
+    from lean_kd.bench.report import write_bench_report
 
     settings = ctx.recipe.bench
     int8 = next(m for m in read_export(ctx.run_dir)["models"] if m["quant"] == "int8")
@@ -338,45 +348,65 @@ def run_bench(ctx: RunContext, out: Path) -> list[str]:
     if baseline is None:
         logger.info("No official yamnet.tflite found: benchmarking the student alone")
     report = run_benchmark(ctx.path("export", int8["path"]), baseline=baseline, config=config)
-    write_report(report, json_path=out / "bench.json", markdown_path=out / "bench.md")
+    write_bench_report(report, json_path=out / "bench.json", markdown_path=out / "bench.md")
     return ["bench.json", "bench.md"]
 
 
 def run_report(ctx: RunContext, out: Path) -> list[str]:
     """DIR/report.md and its plots (lean_kd.run.report), from whatever the stages left."""
-    from lean_kd.run.report import write_report
+    from lean_kd.run.report import write_run_report
 
-    return [str(write_report(out).relative_to(out))]
+    return [str(write_run_report(out).relative_to(out))]
 
 
 DATA = ("audio", "pipeline", "augment")
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", (), prepare_inputs, run_prepare),
     Stage(
-        "probe", ("prepare",), probe_inputs, run_probe,
+        "probe",
+        ("prepare",),
+        probe_inputs,
+        run_probe,
         enabled=lambda recipe: recipe.probe.enabled,
     ),
-    Stage("teacher", ("prepare",), _training_sections("teacher", "teacher_loss", "teacher_training", *DATA), run_teacher),
     Stage(
-        "cache", ("prepare", "teacher"), _sections("cache", "audio", "pipeline"), run_cache,
+        "teacher",
+        ("prepare",),
+        _training_sections("teacher", "teacher_loss", "teacher_training", *DATA),
+        run_teacher,
+    ),
+    Stage(
+        "cache",
+        ("prepare", "teacher"),
+        _sections("cache", "audio", "pipeline"),
+        run_cache,
         enabled=lambda recipe: recipe.cache.enabled,
     ),
     Stage(
-        "student", ("prepare",),
+        "student",
+        ("prepare",),
         _training_sections("student", "teacher_loss", "training", *DATA),
-        run_student, enabled=lambda recipe: recipe.baseline_student,
+        run_student,
+        enabled=lambda recipe: recipe.baseline_student,
     ),
     Stage(
-        "distill", ("prepare", "teacher", "cache"),
-        _training_sections("student", "loss", "training", *DATA), run_distill,
+        "distill",
+        ("prepare", "teacher", "cache"),
+        _training_sections("student", "loss", "training", *DATA),
+        run_distill,
     ),
     Stage("export", ("prepare", "distill"), _sections("export", "audio"), run_export),
     Stage(
-        "evaluate", ("prepare", "teacher", "student", "distill", "export"), _sections("audio"),
+        "evaluate",
+        ("prepare", "teacher", "student", "distill", "export"),
+        _sections("audio"),
         run_evaluate,
     ),
     Stage(
-        "bench", ("export",), bench_inputs, run_bench,
+        "bench",
+        ("export",),
+        bench_inputs,
+        run_bench,
         enabled=lambda recipe: recipe.bench.enabled,
     ),
     Stage("report", (), lambda ctx: {}, run_report, recorded=False),  # seconds: always rebuilt

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lean_kd.recipe import Recipe
+from lean_kd.run.recipe import Recipe
 from lean_kd.run.results import floor_note, load_run
 from lean_kd.run.runner import RunResult, StageOutcome, run_pipeline
 
 
-def stage_table(outcomes: Iterable[StageOutcome], extra: Mapping[str, tuple[float, float]] | None = None) -> str:
+def stage_table(
+    outcomes: Iterable[StageOutcome], extra: Mapping[str, tuple[float, float]] | None = None
+) -> str:
     """One row per stage: what happened, wall and CPU seconds in this invocation.
 
     ``extra``: steps before the pipeline, ``{name: (wall seconds, CPU seconds)}``, listed first.
@@ -74,14 +76,20 @@ def run_with_summary(
     ``extra_times``: steps before the pipeline (the demo's data synthesis), see :func:`stage_table`.
     """
     result = run_pipeline(
-        recipe, out, from_stage=from_stage, until=until, recipe_path=recipe_path,
+        recipe,
+        out,
+        from_stage=from_stage,
+        until=until,
+        recipe_path=recipe_path,
         echo=lambda line: print(line, flush=True),
     )
     print("\nStage times (this invocation):\n" + stage_table(result.outcomes, extra_times))
     if any((out / stage / "stage.json").is_file() for stage in ("probe", "evaluate")):
         print("\nResults:\n" + results_table(out))
     if not result.pretrained_yamnet:
-        print("Note: no pretrained YAMNet weights were found; YAMNet branches started from random init.")
+        print(
+            "Note: no pretrained YAMNet weights were found; YAMNet branches started from random init."
+        )
     if (out / "report.md").is_file():
         print(f"\nReport: {out / 'report.md'}")
     return result

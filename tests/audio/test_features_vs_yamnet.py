@@ -75,5 +75,7 @@ def test_yamnet_preset_matches_official_frontend(yamnet_tflite, clips):
 def test_silence_matches_exactly(yamnet_tflite):
     silence = np.zeros([1, YAMNET_SAMPLES], np.float32)
     np.testing.assert_allclose(
-        official_log_mel(yamnet_tflite, silence), log_mel(tf.constant(silence), YAMNET_PRESET).numpy(), atol=1e-6
+        official_log_mel(yamnet_tflite, silence),
+        log_mel(tf.constant(silence), YAMNET_PRESET).numpy(),
+        atol=1e-6,
     )

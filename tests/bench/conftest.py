@@ -24,7 +24,6 @@ def bench_model_tflite(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def lean_int8_tflite(tmp_path_factory) -> Path:
     from export_helpers import LABELS, SAMPLE_RATE, tone_windows
-
     from lean_kd._keras import keras
     from lean_kd.export.tflite import export_tflite
     from lean_kd.models import registry

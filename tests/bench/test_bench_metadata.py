@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from bench.tflite_testing import attach_metadata
 
+from bench.tflite_testing import attach_metadata
 from lean_kd.bench.metadata import read_audio_metadata
 from lean_kd.errors import ModelError
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from lean_kd.bench import submodel
-from lean_kd.bench.graph import read_graph
 from lean_kd.bench.profile import BUILTIN, XNNPACK, profile_model
 from lean_kd.cli.main import main
 from lean_kd.errors import ModelError
+from lean_kd_runtime.tflite_graph import read_graph
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from bench.tflite_testing import EXPECTED_MACS, attach_metadata, with_input
-from lean_kd_pi.timing import time_interleaved
 
+from bench.tflite_testing import EXPECTED_MACS, attach_metadata, with_input
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.bench.schema import validate_report
 from lean_kd.cli.main import main
 from lean_kd.errors import ConfigError, ModelError
+from lean_kd_runtime.timing import time_interleaved
 
 FAST = TimingConfig(runs=30, warmup_runs=2, block_runs=5)
 

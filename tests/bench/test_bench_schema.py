@@ -78,7 +78,10 @@ def _broken(change):
         ),
         (lambda r: r["models"][0]["latency"][0].update(delegate="tpu"), "'tpu' is not one of"),
         (lambda r: r["models"][0]["latency"].clear(), "latency is empty"),
-        (lambda r: r["models"][0]["latency"][0].update(samples_ms=[1.0]), "1 samples_ms for 200 runs"),
+        (
+            lambda r: r["models"][0]["latency"][0].update(samples_ms=[1.0]),
+            "1 samples_ms for 200 runs",
+        ),
         (
             lambda r: r["models"][0]["memory"].pop("tensor_arena_bytes"),
             "missing field 'tensor_arena_bytes'",

@@ -30,7 +30,17 @@ def test_inspect_lists_unreadable_files(tmp_path, capsys):
 
 def test_bad_dataset_root_is_one_line_error_not_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "lean_kd.cli.main", "data", "inspect", "--dataset", "esc50", "--root", str(tmp_path / "nope")],
+        [
+            sys.executable,
+            "-m",
+            "lean_kd.cli.main",
+            "data",
+            "inspect",
+            "--dataset",
+            "esc50",
+            "--root",
+            str(tmp_path / "nope"),
+        ],
         capture_output=True,
         text=True,
     )

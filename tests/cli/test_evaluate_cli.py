@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
-from test_evaluation import eval_models, eval_synth  # noqa: F401 (fixtures)
 
 from lean_kd.cli.main import main
 from lean_kd.data.adapters import load_index
 from lean_kd.evaluation import evaluate_model
+from test_evaluation import eval_models, eval_synth  # noqa: F401 (fixtures)
 
 
 def run(argv, capsys) -> tuple[int, str, str]:

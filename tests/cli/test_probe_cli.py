@@ -9,7 +9,7 @@ import pytest
 from lean_kd._keras import keras
 from lean_kd.cli.main import main
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.training import save_model
+from lean_kd.training.trainer import save_model
 
 
 @pytest.fixture(scope="module")

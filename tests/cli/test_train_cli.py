@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import tiny_model
 
+from helpers import tiny_model
 from lean_kd.cli.main import main
 from lean_kd.data.adapters import load_index
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.export.metadata import read_metadata
 from lean_kd.models.contract import class_names
 from lean_kd.models.registry import load_model
-from lean_kd.training import read_history, save_model
+from lean_kd.training.trainer import read_history, save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -32,12 +32,18 @@ cache: {{enabled: true, crops_per_clip: 2}}
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_cli")
-    config = SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=6, duration_seconds=(1.0, 1.5))
+    config = SynthConfig(
+        classes=("siren", "knock", "rain"), clips_per_class=6, duration_seconds=(1.0, 1.5)
+    )
     synthesize(root / "data", config, progress=False)
     save_model(tiny_model(3, width=8, seed=0, name="teacher"), root / "teacher.keras")
     save_model(tiny_model(3, width=4, seed=1, name="student"), root / "student.keras")
     path = root / "recipe.yaml"
-    path.write_text(RECIPE.format(root=root / "data", teacher=root / "teacher.keras", student=root / "student.keras"))
+    path.write_text(
+        RECIPE.format(
+            root=root / "data", teacher=root / "teacher.keras", student=root / "student.keras"
+        )
+    )
     return path
 
 
@@ -57,23 +63,55 @@ def test_train_cache_distill_commands(recipe, tmp_path, capsys):
     assert main(["train", "--config", str(recipe), "--out", str(teacher)]) == 0
     check_run(teacher, epochs=2)
     assert "Best checkpoint" in capsys.readouterr().out
-    assert main(["cache-teacher", "--config", str(recipe), "--teacher", str(teacher / "best.keras"), "--out", str(cache)]) == 0
+    assert (
+        main(
+            [
+                "cache-teacher",
+                "--config",
+                str(recipe),
+                "--teacher",
+                str(teacher / "best.keras"),
+                "--out",
+                str(cache),
+            ]
+        )
+        == 0
+    )
     assert "0 unreadable files skipped" in capsys.readouterr().out
-    assert main(["distill", "--config", str(recipe), "--cache", str(cache), "--out", str(student)]) == 0
+    assert (
+        main(["distill", "--config", str(recipe), "--cache", str(cache), "--out", str(student)])
+        == 0
+    )
     check_run(student, epochs=2)
-    assert {"ce", "kd", "val_kd", "val_map"} <= set(read_history(student / "history.csv"))  # Hinton KD terms
+    assert {"ce", "kd", "val_kd", "val_map"} <= set(
+        read_history(student / "history.csv")
+    )  # Hinton KD terms
 
 
 def test_distill_without_a_teacher_is_one_line(recipe, tmp_path, capsys):
     no_teacher = tmp_path / "no_teacher.yaml"
-    no_teacher.write_text("\n".join(l for l in recipe.read_text().splitlines() if not l.startswith("teacher:")))
+    no_teacher.write_text(
+        "\n".join(
+            line for line in recipe.read_text().splitlines() if not line.startswith("teacher:")
+        )
+    )
     assert main(["distill", "--config", str(no_teacher), "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lean-kd: error:") and "teacher" in err and "\n" not in err
 
 
 def test_missing_data_root_is_one_line(recipe, tmp_path, capsys):
-    code = main(["train", "--config", str(recipe), "--data", str(tmp_path / "absent"), "--out", str(tmp_path / "t")])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(recipe),
+            "--data",
+            str(tmp_path / "absent"),
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "absent does not exist" in err and "\n" not in err
@@ -100,12 +138,33 @@ def test_cache_teacher_in_parts(recipe, tmp_path, capsys):
     teacher = tmp_path / "teacher.keras"
     save_model(tiny_model(3, width=8, seed=0, name="teacher"), teacher)
     cache = tmp_path / "cache"
-    command = ["cache-teacher", "--config", str(recipe), "--teacher", str(teacher), "--out", str(cache)]
+    command = [
+        "cache-teacher",
+        "--config",
+        str(recipe),
+        "--teacher",
+        str(teacher),
+        "--out",
+        str(cache),
+    ]
     assert main([*command, "--shard", "1/2"]) == 0
     assert "part 1/2 written" in capsys.readouterr().out and not (cache / "cache.json").exists()
     assert main([*command, "--shard", "0/2"]) == 0  # the last part merges
     assert "Teacher cache:" in capsys.readouterr().out and (cache / "cache.json").is_file()
-    assert main(["distill", "--config", str(recipe), "--cache", str(cache), "--out", str(tmp_path / "student")]) == 0
+    assert (
+        main(
+            [
+                "distill",
+                "--config",
+                str(recipe),
+                "--cache",
+                str(cache),
+                "--out",
+                str(tmp_path / "student"),
+            ]
+        )
+        == 0
+    )
     with pytest.raises(SystemExit):
         main([*command, "--shard", "2/2"])
     assert "expected I/N with 0 <= I < N (e.g. 0/4), got '2/2'" in capsys.readouterr().err

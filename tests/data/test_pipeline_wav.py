@@ -24,7 +24,7 @@ def test_graph_and_fallback_files_mix_in_split_order(tmp_path):
         features=None,
         pipeline=PipelineConfig(batch_size=4),
     )
-    (inputs, labels), = list(pl.dataset("test", training=False))
+    ((inputs, labels),) = list(pl.dataset("test", training=False))
     waves = inputs["waveform"].numpy()
     assert waves.shape == (3, 16000)
     np.testing.assert_array_equal(labels.numpy(), [[1, 0], [0, 1], [1, 0]])

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from helpers import tiny_model
 
+from helpers import tiny_model
 from lean_kd._keras import keras, tf
 from lean_kd.config import PipelineConfig
 from lean_kd.data.adapters import load_index
@@ -12,15 +12,18 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.training import student_metrics
+from lean_kd.training.trainer import student_metrics
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     synthesize(root, SynthConfig(clips_per_class=20), progress=False)
-    pipeline = AudioPipeline(load_index("csv", root), features=None, pipeline=PipelineConfig(batch_size=16, cache=True))
+    pipeline = AudioPipeline(
+        load_index("csv", root), features=None, pipeline=PipelineConfig(batch_size=16, cache=True)
+    )
     return pipeline.dataset("train", training=True), pipeline.dataset("val", training=False)
 
 
@@ -54,7 +57,11 @@ def test_distillation_pulls_the_student_towards_the_teacher(splits):
 
 def test_online_teacher_loss_terms_are_tracked(splits):
     train, _ = splits
-    distiller = Distiller(tiny_model(10, seed=1), build_loss([{"name": "hinton_kd"}, {"name": "pkt"}]), tiny_model(10, width=16, name="t"))
+    distiller = Distiller(
+        tiny_model(10, seed=1),
+        build_loss([{"name": "hinton_kd"}, {"name": "pkt"}]),
+        tiny_model(10, width=16, name="t"),
+    )
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=student_metrics(False))
     logs = distiller.evaluate(train.take(2), return_dict=True, verbose=0)
     assert {"loss", "ce", "kd", "pkt", "map", "accuracy"} <= set(logs)
@@ -64,12 +71,18 @@ def test_online_teacher_loss_terms_are_tracked(splits):
 
 def test_teacher_and_student_with_different_class_counts_are_refused():
     with pytest.raises(ModelError, match="predicts 5 classes but student .* predicts 10"):
-        Distiller(tiny_model(10), build_loss([{"name": "hinton_kd"}]), tiny_model(5, name="teacher"))
+        Distiller(
+            tiny_model(10), build_loss([{"name": "hinton_kd"}]), tiny_model(5, name="teacher")
+        )
 
 
 def test_teacher_and_student_with_different_input_lengths_are_refused():
     with pytest.raises(ModelError, match="expected the same input length"):
-        Distiller(tiny_model(3, num_samples=16000), build_loss([{"name": "hinton_kd"}]), tiny_model(3, num_samples=8000, name="t"))
+        Distiller(
+            tiny_model(3, num_samples=16000),
+            build_loss([{"name": "hinton_kd"}]),
+            tiny_model(3, num_samples=8000, name="t"),
+        )
 
 
 def test_kd_loss_without_teacher_or_cache_is_a_clear_error():

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from helpers import tiny_model
 
+from helpers import tiny_model
 from lean_kd._keras import keras, tf
 from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.distill.specialists import (
@@ -29,10 +29,17 @@ def test_confusion_matrix_and_most_confused_pairs():
 
 
 def test_pair_examples_keep_two_classes_relabelled():
-    examples = tuple(Example(f"{i}.wav", (c,), example_id=str(i)) for i, c in enumerate([0, 1, 2, 2, 1]))
+    examples = tuple(
+        Example(f"{i}.wav", (c,), example_id=str(i)) for i, c in enumerate([0, 1, 2, 2, 1])
+    )
     pair = pair_examples(DatasetIndex("d", ("a", "b", "c"), examples), (2, 1))
     assert pair.class_names == ("c", "b")
-    assert [(e.path, e.labels) for e in pair.examples] == [("1.wav", (1,)), ("2.wav", (0,)), ("3.wav", (0,)), ("4.wav", (1,))]
+    assert [(e.path, e.labels) for e in pair.examples] == [
+        ("1.wav", (1,)),
+        ("2.wav", (0,)),
+        ("3.wav", (0,)),
+        ("4.wav", (1,)),
+    ]
 
 
 def test_redistribution_keeps_mass_and_uses_the_specialist_ratio():
@@ -52,10 +59,14 @@ def test_specialist_teacher_is_a_contract_model_that_sums_to_one(tmp_path):
     # classes outside the pairs... here all are paired: pair masses equal the base's
     base_probs = tf.nn.softmax(base(x)["logits"]).numpy()
     probs = np.exp(out["logits"].numpy())
-    np.testing.assert_allclose(probs[:, 0] + probs[:, 1], base_probs[:, 0] + base_probs[:, 1], atol=1e-4)
+    np.testing.assert_allclose(
+        probs[:, 0] + probs[:, 1], base_probs[:, 0] + base_probs[:, 1], atol=1e-4
+    )
     path = tmp_path / "teacher.keras"
     teacher.save(path)
-    np.testing.assert_allclose(keras.models.load_model(path)(x)["logits"].numpy(), out["logits"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        keras.models.load_model(path)(x)["logits"].numpy(), out["logits"].numpy(), atol=1e-5
+    )
 
 
 def test_attention_specialist_and_bad_pairs():

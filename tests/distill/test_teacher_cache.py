@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers import tiny_model
 
+from helpers import tiny_model
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.adapters import load_index
 from lean_kd.data.pipeline import AudioPipeline
@@ -22,7 +22,9 @@ AUDIO = AudioConfig(clip_seconds=1.0)
 @pytest.fixture(scope="module")
 def index(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    synthesize(root, SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=8), progress=False)
+    synthesize(
+        root, SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=8), progress=False
+    )
     return load_index("csv", root)
 
 
@@ -34,7 +36,16 @@ def teacher():
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory, teacher, index):
     out = tmp_path_factory.mktemp("cache")
-    return build_teacher_cache(teacher, index, out, audio=AUDIO, teacher_name="tiny", crops_per_clip=3, shard_size=5, progress=False)
+    return build_teacher_cache(
+        teacher,
+        index,
+        out,
+        audio=AUDIO,
+        teacher_name="tiny",
+        crops_per_clip=3,
+        shard_size=5,
+        progress=False,
+    )
 
 
 def test_crop_offsets_spread_over_the_clip():
@@ -54,8 +65,12 @@ def test_cache_holds_every_train_and_val_example(cache_dir, index):
 
 def test_cached_and_online_losses_are_equal_on_the_same_batch(cache_dir, index, teacher):
     cache = TeacherCache(cache_dir, index=index)
-    pipeline = AudioPipeline(index, audio=AUDIO, features=None, pipeline=PipelineConfig(batch_size=8, seed=4))
-    inputs, labels = next(iter(pipeline.dataset("train", training=True, crops=cache.crop_table(index.split("train")))))
+    pipeline = AudioPipeline(
+        index, audio=AUDIO, features=None, pipeline=PipelineConfig(batch_size=8, seed=4)
+    )
+    inputs, labels = next(
+        iter(pipeline.dataset("train", training=True, crops=cache.crop_table(index.split("train"))))
+    )
     student = tiny_model(3, seed=2, name="student")(inputs["waveform"])
     loss = build_loss([{"name": "hinton_kd", "temperature": 2.0}, {"name": "pkt", "weight": 1.0}])
     cached = {"logits": inputs["teacher_logits"], "embeddings": inputs["teacher_embeddings"]}
@@ -72,7 +87,16 @@ def test_interrupted_build_resumes_and_reuses_shards(tmp_path, teacher, index, c
     first = sorted(cache_dir.glob("shard-*.npz"))[0]
     (out / first.name).write_bytes(first.read_bytes())  # as if killed after shard 0
     marker = np.load(out / first.name)["logits"].copy()
-    build_teacher_cache(teacher, index, out, audio=AUDIO, teacher_name="tiny", crops_per_clip=3, shard_size=5, progress=False)
+    build_teacher_cache(
+        teacher,
+        index,
+        out,
+        audio=AUDIO,
+        teacher_name="tiny",
+        crops_per_clip=3,
+        shard_size=5,
+        progress=False,
+    )
     assert (out / META_FILE).is_file()
     np.testing.assert_array_equal(np.load(out / first.name)["logits"], marker)
     assert len(list(out.glob("shard-*.npz"))) == len(list(cache_dir.glob("shard-*.npz")))
@@ -80,7 +104,11 @@ def test_interrupted_build_resumes_and_reuses_shards(tmp_path, teacher, index, c
 
 def test_cache_from_another_dataset_or_class_list_is_rejected(cache_dir, index, tmp_path):
     other_root = tmp_path / "other"
-    synthesize(other_root, SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=8, seed=9), progress=False)
+    synthesize(
+        other_root,
+        SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=8, seed=9),
+        progress=False,
+    )
     with pytest.raises(DataError, match="another dataset"):
         TeacherCache(cache_dir, index=load_index("csv", other_root))
     renamed = load_index("csv", other_root).__class__(
@@ -105,19 +133,25 @@ def test_cache_built_in_parts_equals_the_cache_built_at_once(cache_dir, index, t
     for i in (1, 0, 2):  # any order: the last part to finish writes cache.json
         assert not (tmp_path / META_FILE).exists()
         build_teacher_cache(teacher, index, tmp_path, part=(i, 3), **build)
-    assert sorted(p.name for p in tmp_path.glob("part-*")) == [f"part-{i}-of-3.json" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.glob("part-*")) == [
+        f"part-{i}-of-3.json" for i in range(3)
+    ]
     whole, parts = TeacherCache(cache_dir, index=index), TeacherCache(tmp_path, index=index)
     assert whole.meta == parts.meta
     for split in ("train", "val"):
         a, b = whole.crop_table(index.split(split)), parts.crop_table(index.split(split))
         np.testing.assert_array_equal(a.offsets, b.offsets)
-        np.testing.assert_allclose(a.arrays["teacher_logits"], b.arrays["teacher_logits"], atol=1e-5)
+        np.testing.assert_allclose(
+            a.arrays["teacher_logits"], b.arrays["teacher_logits"], atol=1e-5
+        )
 
 
 def test_a_part_built_from_other_settings_is_refused_at_the_merge(index, teacher, tmp_path):
     build = dict(audio=AUDIO, teacher_name="tiny", shard_size=5, progress=False)
     build_teacher_cache(teacher, index, tmp_path, part=(0, 2), crops_per_clip=3, **build)
-    with pytest.raises(DataError, match=r"part-0-of-2.json: .*other crops_per_clip \(3; expected 2\)"):
+    with pytest.raises(
+        DataError, match=r"part-0-of-2.json: .*other crops_per_clip \(3; expected 2\)"
+    ):
         build_teacher_cache(teacher, index, tmp_path, part=(1, 2), crops_per_clip=2, **build)
     assert not (tmp_path / META_FILE).exists()
 
@@ -127,26 +161,37 @@ def test_clip_targets_give_every_crop_its_clips_mean_logits(cache_dir, index):
     crops = cache.crop_table(index.split("train"))
     clips = cache.crop_table(index.split("train"), targets="clip")
     expected = crops.arrays["teacher_logits"].mean(axis=1, keepdims=True)  # [N, 1, C]
-    np.testing.assert_allclose(clips.arrays["teacher_logits"], np.broadcast_to(expected, crops.arrays["teacher_logits"].shape))
+    np.testing.assert_allclose(
+        clips.arrays["teacher_logits"],
+        np.broadcast_to(expected, crops.arrays["teacher_logits"].shape),
+    )
     np.testing.assert_array_equal(clips.offsets, crops.offsets)
-    np.testing.assert_array_equal(clips.arrays["teacher_embeddings"], crops.arrays["teacher_embeddings"])
+    np.testing.assert_array_equal(
+        clips.arrays["teacher_embeddings"], crops.arrays["teacher_embeddings"]
+    )
 
 
 def test_cache_built_with_other_settings_is_refused_before_training(cache_dir, index):
     from lean_kd.config import AugmentConfig
     from lean_kd.errors import ConfigError
-    from lean_kd.experiment import cached_teacher_crops
-    from lean_kd.recipe import CacheSection, Recipe
+    from lean_kd.run.experiment import cached_teacher_crops
+    from lean_kd.run.recipe import CacheSection, Recipe
 
     def recipe(**changes):
         sections = {"audio": AUDIO, "cache": CacheSection(crops_per_clip=3, targets="clip")}
         return Recipe(**(sections | changes))
 
-    with pytest.raises(DataError, match="holds 3 crops per clip, the recipe asks for cache.crops_per_clip 9"):
+    with pytest.raises(
+        DataError, match="holds 3 crops per clip, the recipe asks for cache.crops_per_clip 9"
+    ):
         cached_teacher_crops(cache_dir, index, recipe(cache=CacheSection(crops_per_clip=9)))
-    with pytest.raises(DataError, match="crops of 16000 samples at 16000 Hz, the recipe's audio asks for 32000"):
+    with pytest.raises(
+        DataError, match="crops of 16000 samples at 16000 Hz, the recipe's audio asks for 32000"
+    ):
         cached_teacher_crops(cache_dir, index, recipe(audio=AudioConfig(clip_seconds=2.0)))
-    with pytest.raises(ConfigError, match=r"unmixed crops, but the recipe mixes clips \(augment.mixup_alpha 0.4\)"):
+    with pytest.raises(
+        ConfigError, match=r"unmixed crops, but the recipe mixes clips \(augment.mixup_alpha 0.4\)"
+    ):
         cached_teacher_crops(cache_dir, index, recipe(augment=AugmentConfig(mixup_alpha=0.4)))
     train, val = cached_teacher_crops(cache_dir, index, recipe())
     assert train.offsets.shape[1] == 3 and len(val.offsets) == len(index.split("val"))

@@ -1,7 +1,7 @@
 """The MediaPipe virtualenv for the AudioClassifier compatibility test, and its classify step.
 
 mediapipe 1.2.2 needs absl-py~=2.3 while tensorflow-model-optimization pins absl-py~=1.2, so
-pip cannot install both into one environment (DESIGN.md). This file runs in two places:
+pip cannot install both into one environment (see ARCHITECTURE.md). This file runs in two places:
 
 - ``python tests/export/mediapipe_env.py setup`` (from the Makefile's setup, any Python):
   creates ``.venv-mediapipe`` at the repository root with ``python3.11 -m venv`` and installs

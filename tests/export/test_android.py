@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from lean_kd_pi import schema
 
 from lean_kd.bench.schema import validate_report
+from lean_kd_runtime import schema
 
 ANDROID_DIR = Path(__file__).resolve().parents[2] / "export" / "android"
 sys.path.insert(0, str(ANDROID_DIR))

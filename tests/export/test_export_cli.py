@@ -112,7 +112,7 @@ def test_export_int8_calibrates_on_dataset_and_takes_its_labels(
             ["--quant", "int8"],
             "--quant int8 needs calibration audio: pass --calibration-data DATASET ROOT",
         ),
-        (["--labels", "{missing}"], "label file not found"),
+        (["--labels", "{missing}"], "labels file not found"),
         (["--labels", "{two}"], "has 3 classes, got 2 labels"),
         (
             ["--labels", "{labels}", "--sample-rate", "8000"],

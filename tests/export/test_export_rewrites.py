@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import export_helpers as h
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
+import export_helpers as h
 from lean_kd._keras import keras
 from lean_kd.errors import ExportError
 from lean_kd.export.hybrid_lstm import hybridize_fully_connected
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES, summarize_ops
+from lean_kd.export.ops import FUSED_LSTM, summarize_ops
 from lean_kd.export.rewrite import export_copy
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode
 from lean_kd.export.verify import keras_scores, tflite_scores
+from lean_kd_runtime.tflite_graph import OP_NAMES
 
 
 def _sequence_model(units: int = 5, steps: int = 6, features: int = 7) -> keras.Model:
@@ -57,10 +58,15 @@ def test_unrolled_int8_has_no_fused_lstm_no_loop_and_int8_weights(unrolled_int8)
     assert summary.subgraph_count == 1
     model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(unrolled_int8, 0))
     graph = model.subgraphs[0]
-    names = {code: OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)]
-             for code, c in enumerate(model.operatorCodes)}
-    weights = [graph.tensors[op.inputs[1]] for op in graph.operators
-               if names[op.opcodeIndex] == "FULLY_CONNECTED"]
+    names = {
+        code: OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)]
+        for code, c in enumerate(model.operatorCodes)
+    }
+    weights = [
+        graph.tensors[op.inputs[1]]
+        for op in graph.operators
+        if names[op.opcodeIndex] == "FULLY_CONNECTED"
+    ]
     float_weights = [list(w.shape) for w in weights if w.type != schema.TensorType.INT8]
     assert len(weights) > 8 and float_weights == [[64, 257]]  # only the mel matrix
     assert not any(t.isVariable for t in graph.tensors)  # no state carried between invokes
@@ -91,8 +97,12 @@ def test_hybridized_fully_connected_has_one_scale_per_row():
     unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(float_model, 0))
     graph = unpacked.subgraphs[0]
     names = [OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in unpacked.operatorCodes]
-    candidates = [op for op in graph.operators if names[op.opcodeIndex] == "FULLY_CONNECTED"
-                  and graph.tensors[op.inputs[1]].type == schema.TensorType.FLOAT32]
+    candidates = [
+        op
+        for op in graph.operators
+        if names[op.opcodeIndex] == "FULLY_CONNECTED"
+        and graph.tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
+    ]
     if not candidates:
         pytest.skip("no float FULLY_CONNECTED in the float-LSTM model")
     op = candidates[0]
@@ -123,8 +133,9 @@ def test_matmul_dft_log_mel_matches_the_fft_one():
         )
 
 
-@pytest.mark.parametrize("dft, present, absent", [("int8", "FULLY_CONNECTED", "RFFT2D"),
-                                                   ("rfft", "RFFT2D", "")])
+@pytest.mark.parametrize(
+    "dft, present, absent", [("int8", "FULLY_CONNECTED", "RFFT2D"), ("rfft", "RFFT2D", "")]
+)
 def test_int8_dft_mode_chooses_the_frontend_ops(dft, present, absent):
     from lean_kd.export.tflite import convert
 

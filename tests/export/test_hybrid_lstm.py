@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import export_helpers as h
 import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
+import export_helpers as h
 from lean_kd.errors import ExportError
 from lean_kd.export.hybrid_lstm import LSTM_WEIGHT_INPUTS, hybridize_lstms, symmetric_int8
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES
+from lean_kd.export.ops import FUSED_LSTM
 from lean_kd.export.verify import keras_scores, tflite_scores
+from lean_kd_runtime.tflite_graph import OP_NAMES
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -67,14 +68,18 @@ def test_float_lstm_weights_become_int8_with_max_abs_scale():
             np.testing.assert_allclose(stored[i] * scale, values, atol=scale / 2 + 1e-9)
         bias = unpacked.subgraphs[0].tensors[after.inputs[13]]
         assert bias.type == schema.TensorType.FLOAT32  # biases and states stay float
-    assert len(hybrid) < len(h.converted("lstm", "int8", lstm="float")) - 3 * 2 * 4 * 8 * 400  # 3 bytes saved per input weight
+    assert (
+        len(hybrid) < len(h.converted("lstm", "int8", lstm="float")) - 3 * 2 * 4 * 8 * 400
+    )  # 3 bytes saved per input weight
 
 
 def test_hybrid_scores_are_the_converted_default():
     windows = h.tone_windows(8, seed=5)[0]
     hybrid, _ = hybridize_lstms(h.converted("lstm", "int8", lstm="float"))
     np.testing.assert_allclose(
-        tflite_scores(hybrid, windows), tflite_scores(h.converted("lstm", "int8"), windows), atol=1e-6
+        tflite_scores(hybrid, windows),
+        tflite_scores(h.converted("lstm", "int8"), windows),
+        atol=1e-6,
     )
     expected = keras_scores(h.trained_model("lstm"), windows)
     assert np.abs(tflite_scores(hybrid, windows) - expected).max() <= 0.02

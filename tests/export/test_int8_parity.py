@@ -11,18 +11,17 @@ from __future__ import annotations
 import copy
 import functools
 
-import export_helpers as h
 import flatbuffers
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
 
+import export_helpers as h
 from helpers import shifted_seed
-
 from lean_kd._keras import keras
 from lean_kd.export import tflite
 from lean_kd.export.metadata import add_metadata, read_metadata
-from lean_kd.export.ops import FUSED_LSTM, OP_NAMES, summarize_ops
+from lean_kd.export.ops import FUSED_LSTM, summarize_ops
 from lean_kd.export.quantize import (
     LSTM_FLOAT_OPS,
     LSTM_HIDDEN_STATE_INPUT,
@@ -31,8 +30,9 @@ from lean_kd.export.quantize import (
     share_quantization_vectors,
 )
 from lean_kd.export.verify import keras_scores, tflite_scores
-from lean_kd.metrics import mean_average_precision
 from lean_kd.models import registry
+from lean_kd_runtime.metrics import mean_average_precision
+from lean_kd_runtime.tflite_graph import OP_NAMES
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 

@@ -1,7 +1,7 @@
 """MediaPipe Tasks' AudioClassifier loads an exported model and agrees with lean_kd's evaluation.
 
 MediaPipe runs in its own virtualenv (``python tests/export/mediapipe_env.py setup``; see
-DESIGN.md for why): the test writes the model and a WAV, runs ``mediapipe_env.py classify``
+ARCHITECTURE.md for why): the test writes the model and a WAV, runs ``mediapipe_env.py classify``
 there and compares its per-window results with the same file run through ai-edge-litert on
 the same windows. MediaPipe cuts a clip into consecutive windows of the model's input
 length, zero-padding the last one, and does not reset LSTM state between them; the
@@ -14,11 +14,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import mediapipe_env
 import numpy as np
 import pytest
 
 import export_helpers as h
-import mediapipe_env
 from lean_kd.audio.io import load_audio, write_wav
 from lean_kd.audio.windows import split_windows
 from lean_kd.export.metadata import add_metadata
@@ -86,11 +86,7 @@ def test_float32_model_classifies_wav_like_lean_kd(wav, tmp_path):
 def test_int8_lstm_model_classifies_wav_like_lean_kd(wav, tmp_path):
     """LEAN-shaped: log-mel + conv branch and a BiLSTM over raw patches, int8 with hybrid LSTMs."""
     path = tmp_path / "lstm_int8.tflite"
-    path.write_bytes(
-        add_metadata(
-            h.converted("lstm", "int8"), labels=h.LABELS, sample_rate=16000
-        )
-    )
+    path.write_bytes(add_metadata(h.converted("lstm", "int8"), labels=h.LABELS, sample_rate=16000))
     _, scores = mediapipe_scores(path, wav)
     # MediaPipe keeps the LSTM state between windows: it must score as lean_kd does without
     # resets. (Whether this small int8 model gets every window's tone right depends on the

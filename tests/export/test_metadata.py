@@ -15,7 +15,7 @@ from lean_kd.bench.metadata import read_audio_metadata
 from lean_kd.errors import ExportError, ModelError
 from lean_kd.export.metadata import METADATA_NAME, ModelInfo, add_metadata, read_metadata
 from lean_kd.export.verify import tflite_scores
-from lean_kd_pi import tflite_metadata as reader
+from lean_kd_runtime import tflite_metadata as reader
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,10 @@ def test_metadata_layout_is_what_mediapipe_reads(with_metadata):
     assert (content.table(1).scalar(0, "I"), content.table(1).scalar(1, "I")) == (16000, 1)
     assert scores.table(3).scalar(0, "B") == 1  # FeatureProperties
     (label_file,) = scores.tables(6)
-    assert (label_file.raw(0), label_file.scalar(2, "b")) == (b"labels.txt", reader.TENSOR_AXIS_LABELS)
+    assert (label_file.raw(0), label_file.scalar(2, "b")) == (
+        b"labels.txt",
+        reader.TENSOR_AXIS_LABELS,
+    )
     with zipfile.ZipFile(io.BytesIO(with_metadata.read_bytes())) as archive:
         assert archive.namelist() == ["labels.txt"]
         assert archive.read("labels.txt") == b"low\nmid\nhigh\n"
@@ -136,5 +139,3 @@ def test_read_metadata_errors_name_the_file(plain_bytes, with_metadata, tmp_path
     unzipped.write_bytes(data[: data.rindex(b"PK\x03\x04")])
     with pytest.raises(ModelError, match="label file 'labels.txt' is not packed in the model"):
         read_metadata(unzipped)
-
-

@@ -13,19 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_evaluation import eval_lstm_models, eval_models, eval_synth  # noqa: F401 (fixtures)
 
 from lean_kd.data.adapters import load_index
 from lean_kd.evaluation import evaluate_model, score_split
+from test_evaluation import eval_lstm_models, eval_models, eval_synth  # noqa: F401 (fixtures)
 
 RUNNER_DIR = Path(__file__).resolve().parents[2] / "export" / "raspberry_pi"
 sys.path.insert(0, str(RUNNER_DIR))
 
-import lean_kd_pi.__main__ as runner
+import lean_kd_pi.__main__ as runner  # noqa: E402 (after the path insert)
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
-@pytest.mark.parametrize("models", ["eval_models", "eval_lstm_models"])  # LSTM: state reset per window
+
+@pytest.mark.parametrize(
+    "models", ["eval_models", "eval_lstm_models"]
+)  # LSTM: state reset per window
 def test_pi_eval_equals_lean_kd_evaluate(models, request, eval_synth, tmp_path):  # noqa: F811
     tflite = request.getfixturevalue(models)["tflite"]
     index = load_index("csv", eval_synth)

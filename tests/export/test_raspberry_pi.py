@@ -17,22 +17,20 @@ import sys
 import types
 from pathlib import Path
 
-from helpers import shifted_seed
-
-import lean_kd_pi.__main__ as runner
 import numpy as np
 import pytest
 import setuptools
 from ai_edge_litert.interpreter import Interpreter
-from bench.tflite_testing import attach_metadata, convert, with_input
-from lean_kd_pi import audio as pi_audio
-from lean_kd_pi import metrics as pi_metrics
-from lean_kd_pi import stream as pi_stream
 from sklearn.metrics import average_precision_score
 
+import lean_kd_pi.__main__ as runner
+from bench.tflite_testing import attach_metadata, convert, with_input
+from helpers import shifted_seed
 from lean_kd.audio import io as lean_io
 from lean_kd.audio import windows as lean_windows
 from lean_kd.bench.schema import validate_report
+from lean_kd_pi import stream as pi_stream
+from lean_kd_runtime import audio as pi_audio
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER_DIR = REPO / "export" / "raspberry_pi"
@@ -137,16 +135,16 @@ def reference_clip_scores(model: Path, paths: list[str]) -> np.ndarray:
 
 # ------------------------------------------------------------------ packaging and copies
 
+
 def test_setup_cfg_ships_every_package_and_the_runner():
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg")
     listed = config["options"]["packages"].split()
     on_disk = setuptools.find_packages(str(REPO), include=["lean_kd", "lean_kd.*"])
-    assert sorted(listed) == sorted(on_disk + ["lean_kd_pi"]), "update packages in setup.cfg"
+    runner_packages = ["lean_kd_pi", "lean_kd_runtime"]
+    assert sorted(listed) == sorted(on_disk + runner_packages), "update packages in setup.cfg"
     assert config["options"]["package_dir"].split() == [
-        "lean_kd_pi",
-        "=",
-        "export/raspberry_pi/lean_kd_pi",
+        word for name in runner_packages for word in (name, "=", f"export/raspberry_pi/{name}")
     ]
     assert Path(runner.__file__).parent == RUNNER_DIR / "lean_kd_pi"  # installed, editable
 
@@ -222,18 +220,6 @@ def test_labels_and_rate_from_model_metadata(tiny, tmp_path, capsys):
         16000,
         4000,
     )
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_average_precision_equals_sklearn(seed):
-    rng = np.random.default_rng(seed)
-    y_true = rng.integers(0, 2, 40)
-    y_true[0] = 1
-    y_score = rng.integers(0, 6, 40) / 5.0  # many ties
-    assert pi_metrics.average_precision(y_true, y_score) == pytest.approx(
-        average_precision_score(y_true, y_score)
-    )
-    assert pi_metrics.average_precision(np.zeros(5), np.arange(5.0)) is None
 
 
 # ------------------------------------------------------------------ bench

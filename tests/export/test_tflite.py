@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import export_helpers as h
 import numpy as np
 import pytest
 
+import export_helpers as h
+from lean_kd import files
 from lean_kd._keras import keras, tf
 from lean_kd.audio.io import write_wav
 from lean_kd.data.index import DatasetIndex, Example
@@ -23,6 +23,7 @@ from lean_kd.models import registry
 from lean_kd.models.contract import ModelSpec, contract_outputs, waveform_input
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+
 
 @pytest.fixture(scope="module")
 def windows() -> np.ndarray:
@@ -51,7 +52,8 @@ def test_plain_model_scores_match_keras_within_mode_tolerance(quant, windows):
 
 
 @pytest.mark.parametrize(
-    "quant, lstm", [("float32", "hybrid"), ("float16", "hybrid"), ("int8", "float"), ("int8", "hybrid")]
+    "quant, lstm",
+    [("float32", "hybrid"), ("float16", "hybrid"), ("int8", "float"), ("int8", "hybrid")],
 )
 def test_lstm_model_scores_match_keras(quant, lstm, windows):
     model_bytes = h.converted("lstm", quant, lstm=lstm)
@@ -362,7 +364,7 @@ def test_failed_rename_leaves_previous_file_and_no_temporary(
     def fail(*args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tflite.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(
         ExportError, match=f"Cannot write {out} \\(No space left on device\\); nothing was written"
     ):
@@ -372,23 +374,13 @@ def test_failed_rename_leaves_previous_file_and_no_temporary(
 
 
 def test_write_error_midway_leaves_no_truncated_file(cached_conversion, monkeypatch, tmp_path):
-    real_fdopen = os.fdopen
+    real_write = Path.write_bytes
 
-    class HalfWriter:
-        def __init__(self, fd, mode):
-            self.handle = real_fdopen(fd, mode)
+    def half_write(self, data):
+        real_write(self, data[: len(data) // 2])
+        raise OSError(5, "Input/output error")
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-        def write(self, data):
-            self.handle.write(data[: len(data) // 2])
-            raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(tflite.os, "fdopen", HalfWriter)
+    monkeypatch.setattr(files.Path, "write_bytes", half_write)
     with pytest.raises(ExportError, match="Input/output error"):
         _export_float32(tmp_path / "m.tflite")
     assert list(tmp_path.iterdir()) == []
@@ -441,7 +433,7 @@ def test_representative_from_index_resamples_crops_and_cycles_classes(tmp_path):
 
 # -- QAT hook -----------------------------------------------------------------------------------
 def test_prepare_qat_fake_quantizes_trunk_keeps_weights_and_exports_int8(windows):
-    from lean_kd.export.qat import prepare_qat, qat_layer_names
+    from lean_kd.training.qat import prepare_qat, qat_layer_names
 
     model = h.trained_model("plain")
     prepared = prepare_qat(model)
@@ -460,7 +452,7 @@ def test_prepare_qat_fake_quantizes_trunk_keeps_weights_and_exports_int8(windows
 
 def test_prepare_qat_rejects_nested_models():
     from lean_kd.errors import ModelError
-    from lean_kd.export.qat import prepare_qat
+    from lean_kd.training.qat import prepare_qat
 
     inner = keras.Sequential([keras.layers.Dense(2)], name="inner")
     inputs = keras.Input((4,))

@@ -19,7 +19,13 @@ from lean_kd.models.catalogue import catalogue_entry, load_catalogue
 # efficientnet_b2 efficientnet_b0's, so their code is checked through the smaller sibling; their
 # options and descriptions are checked below like every model's.
 BUILT = [
-    "efficientnet_b0", "ast_tiny", "mobilenet_v2", "ensemble", "yamnet_teacher", "lean", "lean_tiny"
+    "efficientnet_b0",
+    "ast_tiny",
+    "mobilenet_v2",
+    "ensemble",
+    "yamnet_teacher",
+    "lean",
+    "lean_tiny",
 ]
 CLASSES = 7  # neither of the catalogue's probe counts: checks the per-class extrapolation too
 

@@ -8,7 +8,6 @@ import pytest
 from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
 from helpers import shifted_seed
-
 from lean_kd._keras import keras
 from lean_kd.audio.features import YAMNET_PRESET, log_mel
 from lean_kd.errors import ConfigError, ModelError
@@ -24,7 +23,10 @@ synth = synth_fixture  # the tiny synthetic dataset, one per session
 
 SPEC = ModelSpec(num_classes=3, num_samples=8000)  # 0.5 s: 48 frames, a 2 x 2 final feature map
 CONFIG = EfficientNetConfig(dropout=0.0, mel_mean=-2.0, mel_std=4.0)
-pytestmark = [pytest.mark.heavy, pytest.mark.trains]  # EfficientNet-B0: 4 M parameters, ~10 s per build on 2 cores
+pytestmark = [
+    pytest.mark.heavy,
+    pytest.mark.trains,
+]  # EfficientNet-B0: 4 M parameters, ~10 s per build on 2 cores
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from lean_kd.errors import AudioInputError, ConfigError, DataError
 from lean_kd.models.contract import ModelSpec, contract_outputs, waveform_input
 from lean_kd.models.inference import (
     clip_scores,
-    dataset_clip_scores,
+    keras_scorer,
     mean_by_clip,
     probabilities,
+    scored_windows,
     window_scores,
 )
 
@@ -121,8 +122,8 @@ def test_pipeline_windows_give_the_same_clip_scores(model, synth):
     pipeline = AudioPipeline(
         synth, audio=AudioConfig(), features=None, pipeline=PipelineConfig(batch_size=4)
     )
-    scores, labels = dataset_clip_scores(model, pipeline.windows("test"))
+    found, labels = scored_windows(keras_scorer(model), pipeline.windows("test"))
     examples = synth.split("test")
     expected = clip_scores(model, [load_audio(e.path, sample_rate=RATE) for e in examples])
-    np.testing.assert_allclose(scores, expected.clip_scores, atol=1e-6)
+    np.testing.assert_allclose(found.clip_scores, expected.clip_scores, atol=1e-6)
     np.testing.assert_array_equal(labels, synth.label_matrix(examples))

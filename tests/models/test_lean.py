@@ -2,20 +2,20 @@
 
 import numpy as np
 import pytest
+from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
 from helpers import shifted_seed
-
 from lean_kd._keras import keras
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError
 from lean_kd.models import registry
 from lean_kd.models.contract import ModelSpec, check_model
 from lean_kd.models.lean import LEANConfig, build_lean
-from lean_kd.models.yamnet import block_names, weighted_layers, yamnet_backbone
-from lean_kd.models.yamnet_weights import load_yamnet_weights
-from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
+from lean_kd.models.yamnet.network import block_names, weighted_layers, yamnet_backbone
+from lean_kd.models.yamnet.weights import load_yamnet_weights
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+synth = synth_fixture  # the tiny synthetic dataset, one per session
 
 SPEC = ModelSpec(num_classes=3)
 MAX_PARAMETERS = 4_800_000  # the LEAN paper's footprint: int8 TFLite within 4.5 MB

@@ -4,7 +4,6 @@ import pytest
 from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
 from helpers import shifted_seed
-
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError
 from lean_kd.models.contract import ModelSpec
@@ -68,10 +67,18 @@ def test_bad_options(options, message):
 
 def test_batch_norm_momentum_option_reaches_every_bn_layer(model):
     # 0.9 by default: short runs must move the moving statistics away from their init
-    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    momenta = {
+        layer.momentum
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
     assert momenta == {0.9}
     slow = build_mobilenet_v2(SPEC, MobileNetV2Config(width=0.35, bn_momentum=0.99))
-    assert {layer.momentum for layer in slow.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.99}
+    assert {
+        layer.momentum
+        for layer in slow.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    } == {0.99}
 
 
 def test_trains_and_reloads(model, synth, tmp_path):

@@ -5,7 +5,6 @@ import pytest
 from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
 from helpers import shifted_seed
-
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError
 from lean_kd.models.contract import ModelSpec, check_model

@@ -11,15 +11,15 @@ from lean_kd.audio.features import YAMNET_PRESET, log_mel
 from lean_kd.audio.io import load_audio
 from lean_kd.audio.windows import fix_length
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.models.class_map import load_class_map
-from lean_kd.models.yamnet import (
+from lean_kd.models.yamnet.class_map import load_class_map
+from lean_kd.models.yamnet.network import (
     YAMNetConfig,
     build_yamnet,
     set_trainable_blocks,
     weighted_layers,
     yamnet_backbone,
 )
-from lean_kd.models.yamnet_weights import load_yamnet_weights, pretrained_yamnet
+from lean_kd.models.yamnet.weights import load_yamnet_weights, pretrained_yamnet
 
 PATCH_SAMPLES = 15600  # 0.975 s: one 96-frame patch, the official TFLite's input
 CLASSES = load_class_map()

@@ -4,26 +4,25 @@ import logging
 
 import numpy as np
 import pytest
+from zoo_helpers import assert_learns, assert_reloads, synth_fixture
 
-from helpers import shifted_seed
-
+from helpers import shifted_seed, tiny_model
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.models import registry
 from lean_kd.models.contract import ModelSpec, check_model
-from lean_kd.models.yamnet import YAMNetConfig, block_names
-from lean_kd.models.yamnet_pretrained import ENV_WEIGHTS
-from lean_kd.models.yamnet_teacher import (
+from lean_kd.models.yamnet.network import YAMNetConfig, block_names
+from lean_kd.models.yamnet.pretrained import ENV_WEIGHTS
+from lean_kd.models.yamnet.teacher import (
     PretrainedYAMNetOptions,
     YAMNetTeacherConfig,
     build_yamnet_teacher,
     init_yamnet_branch,
 )
-from lean_kd.models.yamnet_weights import pretrained_yamnet
-from helpers import tiny_model
-from zoo_helpers import assert_learns, assert_reloads, synth  # noqa: F401 (fixture)
+from lean_kd.models.yamnet.weights import pretrained_yamnet
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
+synth = synth_fixture  # the tiny synthetic dataset, one per session
 
 SPEC = ModelSpec(num_classes=3)
 
@@ -72,12 +71,16 @@ def test_embeddings_equal_the_pretrained_yamnet(teacher, yamnet_tflite):
 def test_pretrained_batch_norms_stay_in_inference_mode(teacher, yamnet_tflite):
     # The official statistics are folded into identity moving statistics: batch statistics in
     # training would give a network that differs from the one evaluated (chance on validation).
-    batch_norms = [l for l in teacher.layers if isinstance(l, keras.layers.BatchNormalization)]
+    batch_norms = [
+        layer for layer in teacher.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(batch_norms) == 27 and not any(layer.trainable for layer in batch_norms)
     assert teacher.get_layer("layer14/pointwise_conv").trainable  # the convolutions still train
     waveform = np.random.default_rng(1).uniform(-0.5, 0.5, [4, 16000]).astype(np.float32)
     in_training = teacher(waveform, training=True)["embeddings"].numpy()
-    np.testing.assert_allclose(in_training, teacher(waveform, training=False)["embeddings"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        in_training, teacher(waveform, training=False)["embeddings"].numpy(), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -103,7 +106,11 @@ def test_short_input_is_padded_to_one_patch(short_teacher):
 
 def test_random_init_batch_norms_train_with_a_fast_momentum(short_teacher):
     # short from-scratch runs: Keras' 0.99 would leave the moving statistics at their init
-    batch_norms = [l for l in short_teacher.layers if isinstance(l, keras.layers.BatchNormalization)]
+    batch_norms = [
+        layer
+        for layer in short_teacher.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert {layer.momentum for layer in batch_norms} == {0.9}
     assert short_teacher.get_layer("layer14/pointwise_conv/bn").trainable
 

@@ -8,15 +8,15 @@ import pytest
 
 from lean_kd._keras import keras, tf
 from lean_kd.errors import ModelError
-from lean_kd.models.yamnet import YAMNetConfig, build_yamnet, weighted_layers
-from lean_kd.models.yamnet_pretrained import (
+from lean_kd.models.yamnet.network import YAMNetConfig, build_yamnet, weighted_layers
+from lean_kd.models.yamnet.pretrained import (
     ENV_CACHE,
     ENV_WEIGHTS,
     REGISTRY_PATH,
     load_registry,
     resolve_yamnet_weights,
 )
-from lean_kd.models.yamnet_weights import load_yamnet_weights, pretrained_yamnet
+from lean_kd.models.yamnet.weights import load_yamnet_weights, pretrained_yamnet
 
 SHARED_SHA256 = "469be6a3421cbc52cf97e9f2f966cba984198e8e7af9854d68b3e3ebb1e04194"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import shifted_seed
 
+from helpers import shifted_seed
 from lean_kd._keras import keras, tf
 from lean_kd.config import AudioConfig, PipelineConfig
 from lean_kd.data.adapters import load_index

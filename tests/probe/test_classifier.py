@@ -12,8 +12,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from lean_kd.errors import ConfigError, DataError
-from lean_kd.metrics import accuracy, mean_average_precision
 from lean_kd.probe.classifier import LinearProbe
+from lean_kd_runtime.metrics import accuracy, mean_average_precision
 
 
 def gaussian_classes(seed: int, *, classes: int = 3, per_class: int = 20, dims: int = 12):

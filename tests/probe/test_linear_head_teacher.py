@@ -7,17 +7,17 @@ import json
 
 import numpy as np
 import pytest
-from helpers import shifted_seed
 
-from lean_kd import experiment
-from lean_kd.config import AudioConfig, PipelineConfig
+from helpers import shifted_seed
+from lean_kd.config import AudioConfig, PipelineConfig, TrainingSection
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError
 from lean_kd.models import registry
 from lean_kd.probe.backbone import model_backbone
 from lean_kd.probe.teacher import fit_linear_head
 from lean_kd.probe.windows import clip_key, clip_window_outputs
-from lean_kd.recipe import DataSection, ModelSection, Recipe, TrainingSection
+from lean_kd.run import experiment
+from lean_kd.run.recipe import DataSection, ModelSection, Recipe
 
 CLASSES = ("siren", "knock", "rain")
 HEAD = TrainingSection(method="linear_head")
@@ -45,7 +45,9 @@ def test_the_keras_teacher_scores_windows_as_the_fitted_regression(recipe, tmp_p
     model = experiment.model_from_section(recipe.teacher, recipe, index)
     backbone_before = [w.copy() for w in model.get_layer("layer14/pointwise_conv").get_weights()]
     probe = fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
-    windows = clip_window_outputs(index.split("test"), backbone=model_backbone(model, name="m", identity="x"))
+    windows = clip_window_outputs(
+        index.split("test"), backbone=model_backbone(model, name="m", identity="x")
+    )
     embeddings = np.concatenate([windows[clip_key(e)].embeddings for e in index.split("test")])
     keras_scores = np.concatenate([windows[clip_key(e)].scores for e in index.split("test")])
     np.testing.assert_allclose(keras_scores, probe.scores(embeddings), atol=1e-4)  # folded weights
@@ -66,7 +68,9 @@ def test_train_with_linear_head_writes_a_run_folder(recipe, tmp_path):
 def test_linear_head_needs_a_classifier_on_the_embeddings(recipe):
     index = experiment.load_data(recipe)
     model = registry.build("yamnet_teacher", 3, pretrained=False, hidden_units=8)
-    with pytest.raises(ConfigError, match="linear_head' needs a teacher whose logits are one Dense"):
+    with pytest.raises(
+        ConfigError, match="linear_head' needs a teacher whose logits are one Dense"
+    ):
         fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
 
 

@@ -11,16 +11,16 @@ import json
 
 import numpy as np
 import pytest
-from helpers import tiny_model
 
+from helpers import tiny_model
 from lean_kd._keras import keras
+from lean_kd.config import ProbeSection
 from lean_kd.data.adapters import load_index
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ModelError
 from lean_kd.probe import LinearProbe, checkpoint_backbone, run_probe, yamnet_backbone
 from lean_kd.probe.windows import clip_key, clip_window_outputs, pool_clips
-from lean_kd.recipe import ProbeSection
-from lean_kd.training import save_model
+from lean_kd.training.trainer import save_model
 
 CLASSES = ("siren", "knock", "rain")
 

@@ -14,11 +14,11 @@ from lean_kd.audio.io import write_wav
 from lean_kd.data.adapters.esc50 import ESC50_CLASSES
 from lean_kd.data.adapters.urbansound8k import URBANSOUND8K_CLASSES
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.demo import DEMO_RECIPE
-from lean_kd.recipe import load_recipe
+from lean_kd.run.demo import DEMO_RECIPE
+from lean_kd.run.recipe import load_recipe
 from lean_kd.run.runner import run_pipeline
 
-RECIPES = DEMO_RECIPE.parent
+RECIPES = DEMO_RECIPE.resolve().parent  # the package's demo.yaml links to models/recipes
 
 
 def write_csv(path: Path, header: list[str] | None, rows: list[list]) -> None:
@@ -37,8 +37,22 @@ def esc50(root: Path) -> None:
     rows = []
     for fold in range(1, 6):
         for target in (0, 10, 20, 49):
-            rows.append([f"{fold}-{1000 + target}-A-{target}.wav", fold, target, ESC50_CLASSES[target], False, 1000 + target, "A"])
-    write_csv(root / "meta" / "esc50.csv", ["filename", "fold", "target", "category", "esc10", "src_file", "take"], rows)
+            rows.append(
+                [
+                    f"{fold}-{1000 + target}-A-{target}.wav",
+                    fold,
+                    target,
+                    ESC50_CLASSES[target],
+                    False,
+                    1000 + target,
+                    "A",
+                ]
+            )
+    write_csv(
+        root / "meta" / "esc50.csv",
+        ["filename", "fold", "target", "category", "esc10", "src_file", "take"],
+        rows,
+    )
     for row in rows:
         tiny_wav(root / "audio" / row[0])
 
@@ -56,10 +70,21 @@ def urbansound8k(root: Path) -> None:
 
 def fsd50k(root: Path) -> None:
     truth = root / "FSD50K.ground_truth"
-    write_csv(truth / "vocabulary.csv", None, [[0, "Bark", "/m/05tny_"], [1, "Dog", "/m/0bt9lr"], [2, "Music", "/m/04rlf"]])
-    dev = [[1, "Bark,Dog", "", "train"], [2, "Music", "", "train"], [3, "Dog", "", "train"], [4, "Dog,Music", "", "val"]]
+    write_csv(
+        truth / "vocabulary.csv",
+        None,
+        [[0, "Bark", "/m/05tny_"], [1, "Dog", "/m/0bt9lr"], [2, "Music", "/m/04rlf"]],
+    )
+    dev = [
+        [1, "Bark,Dog", "", "train"],
+        [2, "Music", "", "train"],
+        [3, "Dog", "", "train"],
+        [4, "Dog,Music", "", "val"],
+    ]
     write_csv(truth / "dev.csv", ["fname", "labels", "mids", "split"], dev)
-    write_csv(truth / "eval.csv", ["fname", "labels", "mids"], [[5, "Music,Bark", ""], [6, "Dog", ""]])
+    write_csv(
+        truth / "eval.csv", ["fname", "labels", "mids"], [[5, "Music,Bark", ""], [6, "Dog", ""]]
+    )
     for name in (1, 2, 3, 4):
         tiny_wav(root / "FSD50K.dev_audio" / f"{name}.wav")
     for name in (5, 6):
@@ -98,7 +123,9 @@ def test_recipe_dry_runs_prepare_on_its_layout(name, tmp_path):
     recipe = load_recipe(RECIPES / f"{name}.yaml", data={"root": str(tmp_path / "data")})
     assert recipe.name == name
     assert "int8" in recipe.export.all_modes and recipe.training.epochs > 0
-    result = run_pipeline(recipe, tmp_path / "run", until="prepare", progress=False, echo=lambda _: None)
+    result = run_pipeline(
+        recipe, tmp_path / "run", until="prepare", progress=False, echo=lambda _: None
+    )
     assert [(o.stage, o.status) for o in result.outcomes] == [("prepare", "ran")]
     index = json.loads((tmp_path / "run" / "prepare" / "index.json").read_text())
     assert index["num_classes"] == num_classes and index["broken_files"] == []
@@ -106,6 +133,12 @@ def test_recipe_dry_runs_prepare_on_its_layout(name, tmp_path):
         assert index["splits"] == expected
     assert all(index["splits"][s] > 0 for s in ("train", "val", "test"))
     if name == "urbansound8k":
-        assert index["splits"]["test"] == 10 and index["splits"]["train"] + index["splits"]["val"] == 90
+        assert (
+            index["splits"]["test"] == 10
+            and index["splits"]["train"] + index["splits"]["val"] == 90
+        )
     if name == "fsdd":
-        assert index["splits"]["test"] == 50 and index["splits"]["train"] + index["splits"]["val"] == 70
+        assert (
+            index["splits"]["test"] == 50
+            and index["splits"]["train"] + index["splits"]["val"] == 70
+        )

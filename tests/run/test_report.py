@@ -14,10 +14,10 @@ from matplotlib import image as mpimg
 from figure_checks import overlapping_labels
 from lean_kd.bench.schema import SCHEMA_NAME, SCHEMA_VERSION
 from lean_kd.errors import DataError
-from lean_kd.metrics import evaluate_scores
 from lean_kd.run import plots
-from lean_kd.run.report import PRETRAINED_MISSING, write_report
+from lean_kd.run.report import PRETRAINED_MISSING, write_run_report
 from lean_kd.run.results import load_run, read_history
+from lean_kd_runtime.metrics import evaluate_scores
 
 CLASSES = ["dog", "rain", "siren", "clock"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -183,7 +183,7 @@ def assert_png(path: Path) -> None:
 
 def test_full_report_tables_parity_marker_and_figures(full_run):
     run, reports = full_run
-    path = write_report(run)
+    path = write_run_report(run)
     assert path == run / "report.md"
     text = path.read_text()
     assert text.startswith("# lean_kd run report: demo (synth)")
@@ -263,7 +263,7 @@ def test_figures_have_no_labels_over_each_other(full_run, monkeypatch):
         close(figure)
 
     monkeypatch.setattr(plots.plt, "close", check_then_close)
-    write_report(run)
+    write_run_report(run)
     assert len(overlaps) == 9  # curves, per-class AP, scatter, latency CDF, 5 confusion matrices
     assert overlaps == {figure: [] for figure in overlaps}
 
@@ -274,7 +274,7 @@ def test_missing_optional_parts_become_notes(tmp_path):
     make_trained(run, "teacher", 0, splits=("val",))
     (run / "distill").mkdir()
     (run / "distill" / "history.csv").write_text("epoch,loss\n0,1.0\n")  # running: no stage.json
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert PRETRAINED_MISSING not in text
     assert "Whether pretrained YAMNet weights were used is not recorded." in text
     assert "No test split: the models are evaluated on the validation split." in text
@@ -300,14 +300,14 @@ def test_missing_optional_parts_become_notes(tmp_path):
 def test_nothing_finished_and_multi_label(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    text = write_report(empty).read_text()
+    text = write_run_report(empty).read_text()
     assert "# lean_kd run report: unknown dataset" in text
     assert "_No model results" in text and "_No training history" in text
     assert "_No per-class AP" in text
     run = tmp_path / "tagging"
     make_prepare(run, pretrained=True, multi_label=True)
     make_trained(run, "distill", 2, multi_label=True)
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert "Not applicable: the data is multi-label." in text and "randomly" not in text
     assert table_row(text, "KD student")[3] == "n/a"  # no accuracy for multi-label data
 
@@ -315,7 +315,7 @@ def test_nothing_finished_and_multi_label(tmp_path):
 def test_stage_with_missing_output_is_unfinished(full_run):
     run, _ = full_run
     (run / "export" / "lean_tiny_float16.tflite").unlink()
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert table_row(text, "export")[1] == "outputs missing: lean_tiny_float16.tflite"
     assert "_Not available (the export stage: outputs missing" in text
 
@@ -354,12 +354,12 @@ def test_corrupt_files_are_errors_that_name_the_file(full_run, damage, message):
     run, _ = full_run
     damage(run)
     with pytest.raises(DataError, match=message):
-        write_report(run)
+        write_run_report(run)
 
 
 def test_run_folder_must_exist(tmp_path):
     with pytest.raises(DataError, match="Run folder .*nope does not exist"):
-        write_report(tmp_path / "nope")
+        write_run_report(tmp_path / "nope")
 
 
 def test_plots_on_many_classes_and_bad_input(tmp_path):
@@ -390,7 +390,7 @@ def test_floor_row_comes_first_and_names_the_models_below_it(full_run):
     run, reports = full_run
     labels = np.arange(20) % 4
     make_probe(run, evaluate_scores(np.eye(4)[labels], labels, multi_label=False))  # perfect
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert table_row(text, "floor: linear probe on frozen YAMNet") == [
         "floor: linear probe on frozen YAMNet", "test", "1.000", "1.000", "n/a", "n/a", "n/a",
         "n/a", "`probe/metrics.json`",
@@ -407,18 +407,18 @@ def test_floor_row_comes_first_and_names_the_models_below_it(full_run):
     assert row in console
     assert console.endswith(f"Below the floor on mAP: {below}.")
     make_probe(run, evaluate_scores(-np.eye(4)[labels], labels, multi_label=False))  # worst
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert "Below the floor" not in text and "accuracy 0.000, mAP" in text
 
 
 def test_skipped_or_missing_probe_is_a_note(full_run):
     run, _ = full_run
     assert "No floor (probe stage: not run or not finished (no probe/stage.json))." in (
-        write_report(run).read_text()
+        write_run_report(run).read_text()
     )
     write_json(run / "probe" / "metrics.json", {"skipped": "no weights"})
     finish(run, "probe", ["metrics.json"])
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert "No floor: the probe was skipped (no weights)." in text
     assert table_row(text, "probe")[:2] == ["probe", "finished"]
 
@@ -427,5 +427,5 @@ def test_probe_without_a_measured_split_is_a_note(full_run):
     run, _ = full_run
     make_probe(run, {})
     write_json(run / "probe" / "metrics.json", {"features": "both", "C": 1.0})  # fitted on all
-    text = write_report(run).read_text()
+    text = write_run_report(run).read_text()
     assert "No floor: the probe was fitted on every split it had" in text

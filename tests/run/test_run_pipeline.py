@@ -11,24 +11,34 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import tiny_model
 
+from helpers import tiny_model
 from lean_kd.config import to_dict
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ExportError
-from lean_kd.recipe import load_recipe
 from lean_kd.run import STAGE_NAMES
 from lean_kd.run.fingerprint import PENDING_FILE, STAGE_FILE
+from lean_kd.run.recipe import load_recipe
 from lean_kd.run.results import PROBE_SKIPPED
 from lean_kd.run.runner import run_pipeline
 from lean_kd.run.stages import STAGES
-from lean_kd.training import read_history, save_model
+from lean_kd.training.trainer import read_history, save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
 TESTS = Path(__file__).resolve().parents[1]
 CLASSES = ("siren", "knock", "rain", "whistle")
-RECORDED = ("prepare", "probe", "teacher", "cache", "student", "distill", "export", "evaluate", "bench")
+RECORDED = (
+    "prepare",
+    "probe",
+    "teacher",
+    "cache",
+    "student",
+    "distill",
+    "export",
+    "evaluate",
+    "bench",
+)
 
 RECIPE = """\
 name: tiny
@@ -49,8 +59,8 @@ KILL_IN_DISTILL = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, sys.argv[3])
     from lean_kd._keras import keras
-    from lean_kd import training
-    from lean_kd.recipe import load_recipe
+    from lean_kd.training import trainer as training
+    from lean_kd.run.recipe import load_recipe
     from lean_kd.run.runner import run_pipeline
 
     class Kill(keras.callbacks.Callback):
@@ -63,8 +73,8 @@ KILL_IN_DISTILL = textwrap.dedent(
             callbacks = [*callbacks, Kill()]
         return fit(*args, callbacks=callbacks, **kwargs)
     training.fit = killing_fit
-    import lean_kd.experiment
-    lean_kd.experiment.fit = killing_fit
+    import lean_kd.run.experiment
+    lean_kd.run.experiment.fit = killing_fit
     run_pipeline(load_recipe(sys.argv[1]), Path(sys.argv[2]), progress=False)
     """
 )
@@ -82,7 +92,12 @@ def tiny(tmp_path_factory) -> dict:
     def recipe(lr: float = 3e-3) -> Path:
         path = root / f"recipe_{lr}.yaml"
         path.write_text(
-            RECIPE.format(root=root / "data", teacher=root / "teacher.keras", student=root / "student.keras", lr=lr)
+            RECIPE.format(
+                root=root / "data",
+                teacher=root / "teacher.keras",
+                student=root / "student.keras",
+                lr=lr,
+            )
         )
         return path
 
@@ -104,7 +119,10 @@ def finished_run(tiny, tmp_path_factory) -> Path:
     recipe = tiny["recipe"]()
     killed = subprocess.run(
         [sys.executable, "-c", KILL_IN_DISTILL, str(recipe), str(run_dir), str(TESTS)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
     for stage in ("prepare", "probe", "teacher", "cache", "student"):
@@ -178,11 +196,15 @@ def test_every_stage_writes_its_outputs(finished_run, tiny):
 def test_unchanged_rerun_skips_and_changes_rerun_downstream_only(finished_run, tiny, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(finished_run, run_dir)
-    again = run_pipeline(load_recipe(tiny["recipe"]()), run_dir, progress=False, echo=lambda _: None)
+    again = run_pipeline(
+        load_recipe(tiny["recipe"]()), run_dir, progress=False, echo=lambda _: None
+    )
     assert {s for s, v in statuses(again).items() if v == "ran"} == {"report"}
 
     teacher_before = record(run_dir, "teacher")
-    changed = run_pipeline(load_recipe(tiny["recipe"](lr=1e-3)), run_dir, progress=False, echo=lambda _: None)
+    changed = run_pipeline(
+        load_recipe(tiny["recipe"](lr=1e-3)), run_dir, progress=False, echo=lambda _: None
+    )
     assert statuses(changed) == {
         "prepare": "skipped", "probe": "skipped", "teacher": "skipped", "cache": "skipped",
         "student": "ran", "distill": "ran", "export": "ran", "evaluate": "ran", "bench": "ran", "report": "ran",
@@ -191,7 +213,11 @@ def test_unchanged_rerun_skips_and_changes_rerun_downstream_only(finished_run, t
     assert record(run_dir, "distill")["inputs"]["config"]["training"]["learning_rate"] == 1e-3
 
     forced = run_pipeline(
-        load_recipe(tiny["recipe"](lr=1e-3)), run_dir, from_stage="evaluate", progress=False, echo=lambda _: None
+        load_recipe(tiny["recipe"](lr=1e-3)),
+        run_dir,
+        from_stage="evaluate",
+        progress=False,
+        echo=lambda _: None,
     )
     assert [s for s, v in statuses(forced).items() if v == "ran"] == ["evaluate", "bench", "report"]
 
@@ -202,32 +228,43 @@ def test_deleted_output_reruns_that_stage_and_what_depends_on_it(finished_run, t
     shutil.copytree(finished_run, run_dir)
     (run_dir / "evaluate" / "teacher.json").unlink()
     lines: list[str] = []
-    result = run_pipeline(load_recipe(tiny["recipe"]()), run_dir, until="evaluate", progress=False, echo=lines.append)
+    result = run_pipeline(
+        load_recipe(tiny["recipe"]()), run_dir, until="evaluate", progress=False, echo=lines.append
+    )
     assert statuses(result)["export"] == "skipped" and statuses(result)["evaluate"] == "ran"
-    assert any("evaluate: running (output" in line and "teacher.json is missing" in line for line in lines)
+    assert any(
+        "evaluate: running (output" in line and "teacher.json is missing" in line for line in lines
+    )
     assert (run_dir / "evaluate" / "teacher.json").is_file()
 
 
 @pytest.mark.heavy
-def test_full_disk_at_export_is_a_clear_error_and_not_marked_done(finished_run, tiny, tmp_path, monkeypatch):
-    from lean_kd.export import tflite
+def test_full_disk_at_export_is_a_clear_error_and_not_marked_done(
+    finished_run, tiny, tmp_path, monkeypatch
+):
+    from lean_kd.export import checkpoint  # the export stage's one path to export_tflite
 
     run_dir = tmp_path / "copy"
     shutil.copytree(finished_run, run_dir)
-    real = tflite.export_tflite
+    real = checkpoint.export_tflite
 
     def full_disk_after_first(model, **kwargs):
         if kwargs["quant"] != "int8":
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(model, **kwargs)
 
-    monkeypatch.setattr(tflite, "export_tflite", full_disk_after_first)
+    monkeypatch.setattr(checkpoint, "export_tflite", full_disk_after_first)
     recipe = load_recipe(tiny["recipe"]())
-    with pytest.raises(ExportError, match=r"stage export: Cannot export .*student_float32\.tflite \(float32\): the disk is full"):
+    with pytest.raises(
+        ExportError,
+        match=r"stage export: Cannot export .*student_float32\.tflite \(float32\): the disk is full",
+    ):
         run_pipeline(recipe, run_dir, from_stage="export", progress=False, echo=lambda _: None)
     assert not (run_dir / "export" / STAGE_FILE).exists()
-    assert not list((run_dir / "export").glob(".*.tmp"))
-    monkeypatch.setattr(tflite, "export_tflite", real)  # disk freed: the rerun finishes the stage
+    assert not list((run_dir / "export").glob(".*.tflite*"))  # no temporary export left
+    monkeypatch.setattr(
+        checkpoint, "export_tflite", real
+    )  # disk freed: the rerun finishes the stage
     result = run_pipeline(recipe, run_dir, until="export", progress=False, echo=lambda _: None)
     assert statuses(result)["export"] == "ran" and (run_dir / "export" / STAGE_FILE).is_file()
 
@@ -235,14 +272,18 @@ def test_full_disk_at_export_is_a_clear_error_and_not_marked_done(finished_run, 
 def test_missing_dataset_root_fails_before_any_stage(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(f"name: x\ndata: {{dataset: csv, root: {tmp_path / 'nowhere'}}}\n")
-    with pytest.raises(DataError, match=r"Dataset root .*nowhere does not exist \(data.root in the recipe\)"):
+    with pytest.raises(
+        DataError, match=r"Dataset root .*nowhere does not exist \(data.root in the recipe\)"
+    ):
         run_pipeline(load_recipe(path), tmp_path / "out", progress=False, echo=lambda _: None)
     assert not list((tmp_path / "out").glob(f"*/{STAGE_FILE}"))
 
 
 def test_bad_stage_name_and_export_mode_fail_before_any_stage(tiny, tmp_path):
     recipe = load_recipe(tiny["recipe"]())
-    with pytest.raises(ConfigError, match=r"Unknown stage 'distil'; expected one of prepare, probe, teacher"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown stage 'distil'; expected one of prepare, probe, teacher"
+    ):
         run_pipeline(recipe, tmp_path / "a", from_stage="distil", echo=lambda _: None)
     bad = load_recipe(tiny["recipe"](), export={"modes": ["int4"]})
     with pytest.raises(ConfigError, match=r"export.modes: unknown mode\(s\) \['int4'\]"):
@@ -255,9 +296,13 @@ def test_prepare_records_data_and_a_corrupt_record_means_not_done(tiny, tmp_path
     first = run_pipeline(recipe, tmp_path, until="prepare", progress=False, echo=lambda _: None)
     assert statuses(first) == {"prepare": "ran"}
     assert record(tmp_path, "prepare")["inputs"]["config"]["data"] == to_dict(recipe.data)
-    assert statuses(run_pipeline(recipe, tmp_path, until="prepare", echo=lambda _: None)) == {"prepare": "skipped"}
+    assert statuses(run_pipeline(recipe, tmp_path, until="prepare", echo=lambda _: None)) == {
+        "prepare": "skipped"
+    }
     (tmp_path / "prepare" / STAGE_FILE).write_text("{truncated")
-    assert statuses(run_pipeline(recipe, tmp_path, until="prepare", echo=lambda _: None)) == {"prepare": "ran"}
+    assert statuses(run_pipeline(recipe, tmp_path, until="prepare", echo=lambda _: None)) == {
+        "prepare": "ran"
+    }
     wav = next((tiny["root"] / "data" / "audio").glob("*.wav"))
     copy = tmp_path / "data"
     shutil.copytree(tiny["root"] / "data", copy)
@@ -270,7 +315,7 @@ def test_prepare_records_data_and_a_corrupt_record_means_not_done(tiny, tmp_path
 
 
 def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
-    from lean_kd.run.report import write_report
+    from lean_kd.run.report import write_run_report
 
     recipe = load_recipe(tiny["recipe"](), probe={"features": "scores"})
     result = run_pipeline(recipe, tmp_path, until="probe", progress=False, echo=lambda _: None)
@@ -279,7 +324,7 @@ def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
     metrics = json.loads((tmp_path / "probe" / "metrics.json").read_text())
     assert metrics["feature_size"] == 2 * 521 and (tmp_path / "probe" / "probe.npz").is_file()
     assert list((tmp_path / "window_outputs").rglob("*.npz"))  # kept across probe reruns
-    text = write_report(tmp_path).read_text()
+    text = write_run_report(tmp_path).read_text()
     row = next(line for line in text.splitlines() if line.startswith("| floor: linear probe"))
     assert f"| {metrics['test']['map']:.3f} | {metrics['test']['accuracy']:.3f} |" in row
     assert "Floor (linear probe on frozen pretrained YAMNet, scores features, C 1.0)" in text
@@ -289,8 +334,8 @@ def test_probe_stage_is_the_floor_of_the_report(tiny, yamnet_tflite, tmp_path):
 
 
 def test_probe_without_pretrained_weights_is_skipped_with_a_note(tiny, tmp_path, monkeypatch):
-    from lean_kd.models import yamnet_pretrained
-    from lean_kd.run.report import write_report
+    from lean_kd.models.yamnet import pretrained as yamnet_pretrained
+    from lean_kd.run.report import write_run_report
 
     monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
     monkeypatch.setenv("LEAN_KD_CACHE", str(tmp_path / "empty_cache"))
@@ -300,7 +345,7 @@ def test_probe_without_pretrained_weights_is_skipped_with_a_note(tiny, tmp_path,
     assert statuses(result) == {"prepare": "ran", "probe": "ran"}
     skipped = json.loads((tmp_path / "run" / "probe" / "metrics.json").read_text())
     assert skipped == {"skipped": PROBE_SKIPPED}
-    text = write_report(tmp_path / "run").read_text()
+    text = write_run_report(tmp_path / "run").read_text()
     assert f"No floor: the probe was skipped ({PROBE_SKIPPED})." in text
     off = load_recipe(tiny["recipe"](), probe={"enabled": False})
     result = run_pipeline(off, tmp_path / "run", until="probe", echo=lambda _: None)
@@ -318,15 +363,21 @@ def test_stage_names_match_the_package_list():
 
 
 def test_missing_yamnet_weights_is_one_line_and_recorded(tiny, tmp_path, monkeypatch):
-    from lean_kd.models import yamnet_pretrained
+    from lean_kd.models.yamnet import pretrained as yamnet_pretrained
 
     monkeypatch.delenv("LEAN_KD_YAMNET", raising=False)
     monkeypatch.setenv("LEAN_KD_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.setattr(yamnet_pretrained, "download", no_network)
-    teacher = {"name": "yamnet_teacher", "checkpoint": "", "options": {"pretrained": "if_available", "yamnet_trainable": 2}}
+    teacher = {
+        "name": "yamnet_teacher",
+        "checkpoint": "",
+        "options": {"pretrained": "if_available", "yamnet_trainable": 2},
+    }
     recipe = load_recipe(tiny["recipe"](), teacher=teacher)
     lines: list[str] = []
-    result = run_pipeline(recipe, tmp_path / "run", until="prepare", progress=False, echo=lines.append)
+    result = run_pipeline(
+        recipe, tmp_path / "run", until="prepare", progress=False, echo=lines.append
+    )
     assert not result.pretrained_yamnet
     assert [line for line in lines if "YAMNet" in line] == [
         (
@@ -334,10 +385,16 @@ def test_missing_yamnet_weights_is_one_line_and_recorded(tiny, tmp_path, monkeyp
             "no download): YAMNet branches use RANDOM init; the report marks this run."
         )
     ]
-    assert json.loads((tmp_path / "run" / "prepare" / "index.json").read_text())["pretrained_yamnet"] is False
+    assert (
+        json.loads((tmp_path / "run" / "prepare" / "index.json").read_text())["pretrained_yamnet"]
+        is False
+    )
     run_info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run_info["pretrained_yamnet"] is False
-    assert run_info["resolved_recipe"]["teacher"]["options"] == {"pretrained": False, "yamnet_trainable": "all"}
+    assert run_info["resolved_recipe"]["teacher"]["options"] == {
+        "pretrained": False,
+        "yamnet_trainable": "all",
+    }
 
 
 def test_cli_run_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
@@ -347,6 +404,8 @@ def test_cli_run_reports_a_bad_recipe_in_one_line(tmp_path, capsys):
     path.write_text(f"name: x\ndata: {{dataset: csv, root: {tmp_path / 'nowhere'}}}\n")
     assert main(["run", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("lean-kd: error: Dataset root") and "nowhere does not exist" in err[-1]
+    assert (
+        err[-1].startswith("lean-kd: error: Dataset root") and "nowhere does not exist" in err[-1]
+    )
     assert main(["run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml does not exist" in capsys.readouterr().err

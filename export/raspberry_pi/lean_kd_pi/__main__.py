@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import ConfigError, RunnerError
+from lean_kd_runtime.errors import ConfigError, RunnerError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 
@@ -112,8 +112,8 @@ def _ints(text: str) -> list[int]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench as bench
-    from .bench import summary_lines
+    from lean_kd_runtime.bench import measure_models as bench
+    from lean_kd_runtime.bench import summary_lines
 
     models = [args.model] + ([args.baseline] if args.baseline else [])
     report = bench(
@@ -133,8 +133,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from lean_kd_runtime.runtime import host_info
+
     from .evaluate import evaluate, list_clips
-    from .runtime import host_info
 
     clips, dataset_classes = list_clips(args.data, split=args.split)
     classifier, rate, labels = _classifier(args, fallback_labels=dataset_classes)
@@ -156,7 +157,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    from .audio import window_sizes
+    from lean_kd_runtime.audio import window_sizes
+
     from .stream import microphone_reader, stream_lines, wav_reader
 
     classifier, rate, labels = _classifier(args, fallback_labels=None)
@@ -184,9 +186,9 @@ def run_stream(args: argparse.Namespace) -> int:
 
 def _classifier(args: argparse.Namespace, *, fallback_labels: list[str] | None):
     """The classifier, the sample rate and class names (--labels, else the model's, else fallback)."""
-    from .runtime import Classifier, read_labels
-    from .tflite_metadata import model_audio_facts
-    from .timing import check_threads, load_model
+    from lean_kd_runtime.runtime import Classifier, read_labels
+    from lean_kd_runtime.tflite_metadata import model_audio_facts
+    from lean_kd_runtime.timing import check_threads, load_model
 
     if args.sample_rate <= 0:
         raise ConfigError(f"--sample-rate must be > 0, got {args.sample_rate}")

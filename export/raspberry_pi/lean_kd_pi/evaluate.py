@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import read_clip, split_windows, window_sizes
-from .errors import DataError
-from .metrics import mean_average_precision, top1_accuracy
+from lean_kd_runtime.audio import read_clip, split_windows, window_sizes
+from lean_kd_runtime.errors import DataError
+from lean_kd_runtime.metrics import per_class_average_precision, top1_hit_rate
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,10 @@ def evaluate(
         counts.append(len(windows))
         if (row + 1) % 100 == 0:
             logger.info("%d / %d clips", row + 1, len(clips))
-    mean_ap, per_class = mean_average_precision(targets, scores)
+    per_class = [
+        None if np.isnan(ap) else float(ap) for ap in per_class_average_precision(scores, targets)
+    ]
+    defined = [ap for ap in per_class if ap is not None]
     return {
         "classes": list(class_names),
         "sample_rate_hz": sample_rate,
@@ -148,8 +151,8 @@ def evaluate(
         ],
         "metrics": {
             "clips": len(clips),
-            "mAP": mean_ap,
-            "accuracy": top1_accuracy(targets, scores),
+            "mAP": float(np.mean(defined)) if defined else None,
+            "accuracy": top1_hit_rate(scores, targets),
             "average_precision": dict(zip(class_names, per_class)),
         },
     }

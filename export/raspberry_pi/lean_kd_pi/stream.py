@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import num_windows, read_clip
-from .errors import ConfigError, DeviceError
+from lean_kd_runtime.audio import num_windows, read_clip
+from lean_kd_runtime.errors import ConfigError, DeviceError
 
 Reader = Callable[[int], "np.ndarray | None"]
 

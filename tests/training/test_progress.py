@@ -5,7 +5,7 @@ import re
 import numpy as np
 
 from lean_kd._keras import keras, tf
-from lean_kd.keras_progress import StepsProgbar
+from lean_kd.training.progress import StepsProgbar
 
 
 def _fit(expected_steps: int, capsys) -> list[str]:

@@ -24,7 +24,7 @@ from lean_kd._keras import keras, tf
 from lean_kd.audio.features import YAMNET_PRESET, LogMelSpectrogram
 from lean_kd.config import LogMelConfig
 from lean_kd.errors import ConfigError
-from lean_kd.models.yamnet_layers import FoldPatches, LogMelPatches, UnfoldPatches, WaveformPadding
+from lean_kd.models.yamnet.layers import FoldPatches, LogMelPatches, UnfoldPatches, WaveformPadding
 
 NUM_CLASSES = 521
 HEAD_NAME = "logits"

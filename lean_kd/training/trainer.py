@@ -19,20 +19,21 @@ import dataclasses
 import logging
 import math
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from lean_kd._keras import keras, tf
+from lean_kd.config import TrainingSection
 from lean_kd.data.pipeline import AudioPipeline, CropTable
-from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
-from lean_kd.distribute import fit_inputs, steps_per_pass, write_dir
 from lean_kd.errors import ConfigError
-from lean_kd.files import write_atomic
-from lean_kd.keras_metrics import AUCPR, MeanAveragePrecision
-from lean_kd.keras_progress import StepsProgbar
+from lean_kd.files import atomic_path, write_atomic
 from lean_kd.models.contract import set_class_names
-from lean_kd.recipe import TrainingSection
+from lean_kd.training.determinism import seed_everything
+from lean_kd.training.distribute import fit_inputs, steps_per_pass, write_dir
+from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
+from lean_kd.training.progress import StepsProgbar
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,10 @@ def make_optimizer(training: TrainingSection, steps_per_epoch: int) -> keras.opt
 def student_metrics(multi_label: bool) -> list:
     """Validation metrics on the student's logits: exact mAP and AUC-PR (+ accuracy)."""
     activation = "sigmoid" if multi_label else "softmax"
-    metrics = [MeanAveragePrecision(name="map", activation=activation), AUCPR(name="auc_pr", activation=activation)]
+    metrics = [
+        MeanAveragePrecision(name="map", activation=activation),
+        AUCPR(name="auc_pr", activation=activation),
+    ]
     if not multi_label:
         metrics.append(keras.metrics.CategoricalAccuracy(name="accuracy"))
     return metrics
@@ -97,19 +101,21 @@ class BestStudentCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or math.isnan(value):
             return
-        improved = self.best is None or (value < self.best if self.lower_is_better else value > self.best)
+        improved = self.best is None or (
+            value < self.best if self.lower_is_better else value > self.best
+        )
         if improved:
             self.best = float(value)
             save_model(self.model.student, self.path)
-            logger.info("epoch %d: %s improved to %.4f, saved %s", epoch + 1, self.monitor, value, self.path)
+            logger.info(
+                "epoch %d: %s improved to %.4f, saved %s", epoch + 1, self.monitor, value, self.path
+            )
 
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save a Keras model atomically: a crash never leaves a truncated file at ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    model.save(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def read_history(path: Path) -> dict[str, list[float]]:
@@ -138,18 +144,10 @@ def fit(
     Rerunning with the same ``run_dir`` after an interruption resumes from the last finished
     epoch (BackupAndRestore); a finished run is started afresh. Under the strategy ``distiller``
     was built in, the optimizer and metrics are made in its scope, and only the chief worker
-    writes ``run_dir`` (see :mod:`lean_kd.distribute`).
+    writes ``run_dir`` (see :mod:`lean_kd.training.distribute`).
     """
     strategy = distiller.distribute_strategy
-    backup, run_dir = Path(run_dir) / "backup", write_dir(Path(run_dir), strategy)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    history_path = run_dir / "history.csv"
-    if not (backup.is_dir() and any(backup.iterdir())):  # fresh: forget a finished run's logs
-        history_path.unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
-    previous = read_history(history_path).get(training.monitor, [])
-    best = (min if training.monitor == "val_loss" else max)(previous) if previous else None
-
+    run_dir, backup, best = _open_run_dir(Path(run_dir), strategy, training.monitor)
     seed_everything(training.seed, deterministic=pipeline.config.deterministic)
     set_class_names(distiller.student, pipeline.index.class_names)  # saved with each checkpoint
     distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
@@ -160,18 +158,28 @@ def fit(
             "lower pipeline.batch_size"
         )
     with strategy.scope():
-        distiller.compile(optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label))
-    best_path = run_dir / "best.keras"
+        distiller.compile(
+            optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label)
+        )
+    best_path, history_path = run_dir / "best.keras", run_dir / "history.csv"
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.CSVLogger(str(history_path), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0),
+        keras.callbacks.TensorBoard(
+            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+        ),
         *_best_checkpoint(best_path, training, best),
         *_early_stopping(training),
         *callbacks,
         StepsProgbar(steps),  # step/total from epoch 1
     ]
-    inputs = fit_inputs(pipeline, strategy, crops=crops, val_crops=val_crops, steps_per_epoch=training.steps_per_epoch)
+    inputs = fit_inputs(
+        pipeline,
+        strategy,
+        crops=crops,
+        val_crops=val_crops,
+        steps_per_epoch=training.steps_per_epoch,
+    )
     distiller.fit(**inputs, epochs=training.epochs, callbacks=all_callbacks, verbose=verbose)
     final_path = run_dir / "final.keras"
     save_model(distiller.student, final_path)
@@ -181,10 +189,28 @@ def fit(
     return FitResult(run_dir, best_path, final_path, history, len(next(iter(history.values()), [])))
 
 
-def _best_checkpoint(path: Path, training: TrainingSection, best: float | None) -> list[keras.callbacks.Callback]:
+def _best_checkpoint(
+    path: Path, training: TrainingSection, best: float | None
+) -> list[keras.callbacks.Callback]:
     if training.monitor == "none":  # the last epoch is kept
         return []
     return [BestStudentCheckpoint(path, monitor=training.monitor, best=best)]
+
+
+def _open_run_dir(
+    run_dir: Path, strategy: tf.distribute.Strategy, monitor: str
+) -> tuple[Path, Path, float | None]:
+    """The folder this worker writes, the BackupAndRestore folder, and the best ``monitor`` of
+    the epochs already run. A fresh (not resumed) run forgets a finished run's logs."""
+    backup, run_dir = run_dir / "backup", write_dir(run_dir, strategy)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    history_path = run_dir / "history.csv"
+    if not (backup.is_dir() and any(backup.iterdir())):
+        history_path.unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+    previous = read_history(history_path).get(monitor, [])
+    best = (min if monitor == "val_loss" else max)(previous) if previous else None
+    return run_dir, backup, best
 
 
 def _early_stopping(training: TrainingSection) -> list[keras.callbacks.Callback]:

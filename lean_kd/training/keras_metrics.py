@@ -1,9 +1,9 @@
-"""Keras metrics that report the exact numpy mAP and AUC-PR of :mod:`lean_kd.metrics`.
+"""Keras metrics that report the exact numpy mAP and AUC-PR of :mod:`lean_kd_runtime.metrics`.
 
 ``keras.metrics.AUC(curve="PR")`` approximates the PR curve with fixed thresholds; checkpoints
 chosen on it can disagree with the mAP reported at the end. These metrics instead keep every
 score and label of the epoch and compute the numpy metric in ``result()``, so validation numbers
-during ``fit`` equal :func:`lean_kd.metrics.evaluate_scores` on the same data.
+during ``fit`` equal :func:`lean_kd_runtime.metrics.evaluate_scores` on the same data.
 
 Memory is O(examples x classes) per epoch and ``result()`` (which Keras calls after every batch)
 costs a sort per class: right for validation sets of a few thousand clips, wasteful on training
@@ -15,13 +15,14 @@ value covers the local worker's share only.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from lean_kd._keras import keras, tf
 from lean_kd.errors import ConfigError, DataError
-from lean_kd.metrics import auc_pr, mean_average_precision
+from lean_kd_runtime.metrics import auc_pr, mean_average_precision
 
 _ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "sigmoid": tf.sigmoid,
@@ -116,7 +117,7 @@ class _ScoreBuffer(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="lean_kd")
 class MeanAveragePrecision(_ScoreBuffer):
-    """Exact mAP over the epoch (classes without positives excluded), see lean_kd.metrics."""
+    """Exact mAP over the epoch (classes without positives excluded), see lean_kd_runtime.metrics."""
 
     def __init__(self, name: str = "map", activation: str = "sigmoid", dtype: Any = None) -> None:
         super().__init__(

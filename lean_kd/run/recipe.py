@@ -15,21 +15,29 @@ errors. Sections::
     export:    extra TFLite modes besides int8, calibration and parity sizes   (lean-kd run)
     bench:     latency benchmark settings                                      (lean-kd run)
     probe:     the linear probe on frozen pretrained YAMNet: the floor     (lean-kd run, probe)
-    distribute: tf.distribute strategy and what pipeline.batch_size means      (lean_kd.distribute)
+    distribute: tf.distribute strategy and what pipeline.batch_size means      (lean_kd.training.distribute)
     baseline_student: also train the student without distillation (the report's no-KD row)
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from lean_kd.config import AudioConfig, AugmentConfig, PipelineConfig, from_dict, load_yaml
+from lean_kd.config import (
+    AudioConfig,
+    AugmentConfig,
+    DistributeSection,
+    PipelineConfig,
+    ProbeSection,
+    TrainingSection,
+    from_dict,
+    load_yaml,
+)
 from lean_kd.errors import ConfigError
 from lean_kd.export.modes import DFT_MODES, LSTM_MODES
-
-STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies by recipe name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,57 +65,6 @@ class ModelSection:
     checkpoint: str = ""  # a saved Keras model to load instead of building
 
 
-TRAINING_METHODS = ("keras_fit", "linear_head")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingSection:
-    """Optimisation settings for Keras ``fit``."""
-
-    epochs: int = 10
-    steps_per_epoch: int = 0  # 0: one pass over the training split
-    optimizer: str = "adam"  # adam | adamw
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4  # adamw only
-    schedule: str = "constant"  # constant | cosine | exponential
-    warmup_epochs: float = 0.0
-    decay_rate: float = 0.5  # exponential: factor per decay_epochs
-    decay_epochs: float = 10.0
-    early_stopping_patience: int = 0  # 0: off
-    # val_map | val_auc_pr | val_loss: best.keras is the epoch with the best value. none: the last
-    # epoch, for validation splits too small to pick an epoch by (a few clips per class: the
-    # best epoch of a noisy score is noise; a cosine schedule ends at the converged weights).
-    monitor: str = "val_map"
-    seed: int = 0
-    # keras_fit: gradient training of the model. linear_head: the backbone stays frozen and the
-    # classifier is a logistic regression fitted on every evaluation window of every training
-    # clip (lean_kd.probe.teacher): seconds instead of hours, and robust with few clips per class.
-    method: str = "keras_fit"
-    linear_head_c: float = 0.5  # linear_head: inverse L2 strength on standardised embeddings
-
-    def __post_init__(self) -> None:
-        if self.epochs <= 0:
-            raise ConfigError(f"training.epochs must be > 0, got {self.epochs}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"training.optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.schedule not in ("constant", "cosine", "exponential"):
-            raise ConfigError(
-                f"training.schedule must be 'constant', 'cosine' or 'exponential', got {self.schedule!r}"
-            )
-        if self.monitor not in ("val_map", "val_auc_pr", "val_loss", "none"):
-            raise ConfigError(
-                f"training.monitor must be 'val_map', 'val_auc_pr', 'val_loss' or 'none', got {self.monitor!r}"
-            )
-        if self.monitor == "none" and self.early_stopping_patience:
-            raise ConfigError("training.early_stopping_patience needs a training.monitor other than 'none'")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
-        if self.method not in TRAINING_METHODS:
-            raise ConfigError(f"training.method must be one of {list(TRAINING_METHODS)}, got {self.method!r}")
-        if not self.linear_head_c > 0:
-            raise ConfigError(f"training.linear_head_c must be > 0, got {self.linear_head_c}")
-
-
 CACHE_TARGETS = ("crop", "clip")
 
 
@@ -126,7 +83,9 @@ class CacheSection:
         if self.crops_per_clip <= 0:
             raise ConfigError(f"cache.crops_per_clip must be > 0, got {self.crops_per_clip}")
         if self.targets not in CACHE_TARGETS:
-            raise ConfigError(f"cache.targets must be one of {list(CACHE_TARGETS)}, got {self.targets!r}")
+            raise ConfigError(
+                f"cache.targets must be one of {list(CACHE_TARGETS)}, got {self.targets!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,60 +133,6 @@ class BenchSection:
             )
 
 
-PROBE_FEATURES = ("both", "embeddings", "scores")
-PROBE_SPLITS = ("train", "val")
-
-
-@dataclasses.dataclass(frozen=True)
-class ProbeSection:
-    """The linear probe (lean_kd.probe): which pooled window outputs, how much regularisation.
-
-    ``C`` is scikit-learn's inverse L2 strength on standardised features; ``fit_splits`` are
-    the splits it learns from (``[train]``: the clips the other models train on, so the floor
-    is comparable; ``[train, val]`` when no model selection needs the validation clips).
-    """
-
-    enabled: bool = True
-    features: str = "both"  # both | embeddings | scores
-    C: float = 1.0
-    max_iter: int = 1000  # lbfgs iterations
-    fit_splits: tuple[str, ...] = ("train",)
-
-    def __post_init__(self) -> None:
-        if self.features not in PROBE_FEATURES:
-            raise ConfigError(
-                f"probe.features must be one of {list(PROBE_FEATURES)}, got {self.features!r}"
-            )
-        if isinstance(self.C, bool) or not isinstance(self.C, (int, float)) or not self.C > 0:
-            raise ConfigError(f"probe.C must be a number > 0, got {self.C!r}")
-        max_iter = self.max_iter
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ConfigError(f"probe.max_iter must be an integer > 0, got {self.max_iter!r}")
-        bad = [s for s in self.fit_splits if s not in PROBE_SPLITS]
-        if not self.fit_splits or bad or len(set(self.fit_splits)) != len(self.fit_splits):
-            raise ConfigError(
-                f"probe.fit_splits must be distinct splits among {list(PROBE_SPLITS)}, "
-                f"got {list(self.fit_splits)}"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
-class DistributeSection:
-    """Training on several devices or hosts (see lean_kd.distribute and README "Scaling out")."""
-
-    strategy: str = "default"  # default | mirrored | multiworker (--strategy overrides it)
-    # What pipeline.batch_size counts: "global" (the sum over all replicas: the learning rate
-    # stays right when replicas are added) or "per_replica" (each replica's batch: the global
-    # batch grows with the replicas and the learning rate should grow with it)
-    batch: str = "global"
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"distribute.strategy must be one of {list(STRATEGIES)}, got {self.strategy!r}")
-        if self.batch not in ("global", "per_replica"):
-            raise ConfigError(f"distribute.batch must be 'global' or 'per_replica', got {self.batch!r}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """Everything one training or distillation run needs."""
@@ -240,7 +145,9 @@ class Recipe:
     teacher: ModelSection = ModelSection()
     student: ModelSection = ModelSection()
     teacher_loss: tuple[Mapping[str, Any], ...] = ()  # default: ce / bce
-    loss: tuple[Mapping[str, Any], ...] = ()  # distillation loss; default: hinton_kd / multilabel_kd
+    loss: tuple[
+        Mapping[str, Any], ...
+    ] = ()  # distillation loss; default: hinton_kd / multilabel_kd
     teacher_training: TrainingSection = TrainingSection()
     training: TrainingSection = TrainingSection()
     cache: CacheSection = CacheSection()

@@ -62,7 +62,7 @@ def load_class_map(path: str | Path | None = None) -> ClassMap:
 @functools.lru_cache(maxsize=1)
 def _packaged_class_map() -> ClassMap:
     text = resources.files(__package__).joinpath(_PACKAGED_CSV).read_text(encoding="utf-8")
-    return _parse(text, source=f"lean_kd/models/{_PACKAGED_CSV}")
+    return _parse(text, source=f"lean_kd/models/yamnet/{_PACKAGED_CSV}")
 
 
 def _parse(text: str, *, source: str) -> ClassMap:

@@ -6,13 +6,13 @@ files of that student on the same test windows: post-training int8 and QAT-with-
 
 from __future__ import annotations
 
-import export_helpers as h
 import numpy as np
 import pytest
-from helpers import tiny_model
 
+import export_helpers as h
+from helpers import tiny_model
 from lean_kd._keras import keras
-from lean_kd.config import PipelineConfig
+from lean_kd.config import PipelineConfig, TrainingSection
 from lean_kd.data.adapters import load_index
 from lean_kd.data.pipeline import AudioPipeline
 from lean_kd.data.synth import CLASS_NAMES, SynthConfig, synthesize
@@ -20,7 +20,10 @@ from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.export.ops import FUSED_LSTM, summarize_ops
-from lean_kd.export.qat import (
+from lean_kd.export.representative import representative_from_index
+from lean_kd.export.tflite import convert, export_tflite
+from lean_kd.export.verify import keras_scores, tflite_scores
+from lean_kd.training.qat import (
     load_qat_model,
     prepare_qat,
     qat_finetune,
@@ -28,12 +31,8 @@ from lean_kd.export.qat import (
     qat_training,
     set_activation_ranges,
 )
-from lean_kd.export.representative import representative_from_index
-from lean_kd.export.tflite import convert, export_tflite
-from lean_kd.export.verify import keras_scores, tflite_scores
-from lean_kd.metrics import aggregate_windows, evaluate_scores
-from lean_kd.recipe import TrainingSection
-from lean_kd.training import student_metrics
+from lean_kd.training.trainer import student_metrics
+from lean_kd_runtime.metrics import aggregate_windows, evaluate_scores
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 

@@ -1,6 +1,6 @@
 """``bench``: latency, memory and size, in lean_kd's report format; ``lean-kd bench`` runs it too.
 
-:func:`run_bench` is the one measurement behind both commands. The runner cannot count MACs
+:func:`measure_models` is the one measurement behind both commands. The runner cannot count MACs
 (that needs the TFLite schema module, which tflite-runtime does not ship), so its reports leave
 them null; ``lean-kd bench`` counts them on the host and passes them in (``macs``). MACs are the
 same on every device, so take them from ``lean-kd bench``.
@@ -24,7 +24,7 @@ NOT_MEASURED = "not measured (--no-memory)"
 NO_MACS = {"macs_per_inference": None, "macs_by_op": None, "uncounted_ops": None}
 
 
-def run_bench(
+def measure_models(
     models: Sequence[Path],
     *,
     threads: Sequence[int],
@@ -57,7 +57,7 @@ def run_bench(
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
         "tool": tool,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": host_info(emulated=emulated),
         "settings": {
             "runs": runs,

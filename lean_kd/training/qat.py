@@ -18,7 +18,7 @@ for any int8 export (:mod:`lean_kd.export.quantize`). On LEAN this fake-quantize
 convolutions and the dense layers; the BiLSTMs and the cross-attention are quantized by the
 converter. Nested models are rejected by tfmot: build students flat (the zoo's are).
 
-A fine-tune leaves a run folder as :func:`lean_kd.training.fit` does (``best.keras``: the QAT
+A fine-tune leaves a run folder as :func:`lean_kd.training.trainer.fit` does (``best.keras``: the QAT
 student with the best validation ``monitor``, measured with fake quantization; ``final.keras``;
 ``history.csv``); :func:`load_qat_model` reads them back onto the float student's QAT graph
 (the ``.keras`` files cannot be loaded on their own, see there).
@@ -35,13 +35,12 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 
 from lean_kd._keras import keras, tf
-from lean_kd.data.index import DatasetIndex
+from lean_kd.config import TrainingSection
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import Loss
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.recipe import Recipe, TrainingSection
-from lean_kd.training import fit
+from lean_kd.training.trainer import fit
 
 logger = logging.getLogger(__name__)
 
@@ -251,56 +250,3 @@ def qat_finetune(
     logger.info("QAT fine-tune: %d epochs, best checkpoint %s", result.epochs_run, result.best_path)
     load_qat_weights(prepared, result.best_path)
     return prepared
-
-
-def qat_from_recipe(
-    recipe: Recipe,
-    student: keras.Model,
-    run_dir: str | Path,
-    *,
-    epochs: int,
-    learning_rate: float | None = None,
-    teacher_path: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    strategy: tf.distribute.Strategy | None = None,
-    verbose: int | str = "auto",
-) -> tuple[keras.Model, DatasetIndex]:
-    """:func:`qat_finetune` on the recipe's data with its distillation loss and pipeline.
-
-    The teacher is the cache at ``cache_dir`` when given, else the model at ``teacher_path``
-    or the recipe's ``teacher.checkpoint``. Returns the QAT model and the dataset index (its
-    class names label the export; its train split can calibrate it). Under ``strategy`` (see
-    :func:`lean_kd.distribute.distributed_recipe`, which also sets the recipe's global batch)
-    the teacher is loaded and the QAT copy made in its scope.
-    """
-    from lean_kd import experiment
-
-    scope = strategy or tf.distribute.get_strategy()
-    index = experiment.load_data(recipe)
-    loss = experiment.distillation_loss(recipe, index)
-    teacher_path = teacher_path or recipe.teacher.checkpoint or None
-    if loss.needs_teacher and not (cache_dir or teacher_path):
-        raise ConfigError(
-            f"The distillation loss of recipe {recipe.name!r} ({', '.join(loss.term_names)}) "
-            "needs a teacher: pass --teacher TEACHER.keras or --cache DIR (or set "
-            "teacher.checkpoint in the recipe)"
-        )
-    teacher = crops = val_crops = None
-    if loss.needs_teacher and cache_dir:
-        crops, val_crops = experiment.cached_teacher_crops(cache_dir, index, recipe)
-    elif loss.needs_teacher:
-        with scope.scope():
-            teacher = experiment.load_model(teacher_path)
-    model = qat_finetune(
-        student,
-        loss,
-        experiment.make_pipeline(recipe, index),
-        qat_training(recipe.training, epochs=epochs, learning_rate=learning_rate),
-        run_dir,
-        teacher=teacher,
-        crops=crops,
-        val_crops=val_crops,
-        strategy=scope,
-        verbose=verbose,
-    )
-    return model, index

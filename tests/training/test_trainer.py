@@ -4,14 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import tiny_model
 
-from lean_kd import experiment
-from lean_kd.config import PipelineConfig
+from helpers import tiny_model
+from lean_kd.config import PipelineConfig, TrainingSection
 from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ModelError
-from lean_kd.recipe import CacheSection, DataSection, ModelSection, Recipe, TrainingSection, load_recipe
-from lean_kd.training import save_model
+from lean_kd.run import experiment
+from lean_kd.run.recipe import CacheSection, DataSection, ModelSection, Recipe, load_recipe
+from lean_kd.training.trainer import save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -20,7 +20,11 @@ pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 def recipe(tmp_path_factory):
     """A recipe over a small synthetic dataset whose models are tiny saved checkpoints."""
     root = tmp_path_factory.mktemp("run")
-    synthesize(root / "data", SynthConfig(classes=("siren", "knock", "rain", "whistle"), clips_per_class=10), progress=False)
+    synthesize(
+        root / "data",
+        SynthConfig(classes=("siren", "knock", "rain", "whistle"), clips_per_class=10),
+        progress=False,
+    )
     save_model(tiny_model(4, width=16, seed=0, name="teacher"), root / "teacher_init.keras")
     save_model(tiny_model(4, width=4, seed=1, name="student"), root / "student_init.keras")
     return Recipe(
@@ -29,7 +33,9 @@ def recipe(tmp_path_factory):
         teacher=ModelSection(checkpoint=str(root / "teacher_init.keras")),
         student=ModelSection(checkpoint=str(root / "student_init.keras")),
         teacher_training=TrainingSection(epochs=3, learning_rate=3e-3),
-        training=TrainingSection(epochs=2, learning_rate=3e-3, schedule="cosine", warmup_epochs=0.5),
+        training=TrainingSection(
+            epochs=2, learning_rate=3e-3, schedule="cosine", warmup_epochs=0.5
+        ),
         cache=CacheSection(crops_per_clip=2),
     )
 
@@ -40,7 +46,9 @@ def test_train_cache_and_distill_end_to_end(recipe, tmp_path):
     metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
     assert 0 <= metrics["test"]["map"] <= 1 and metrics["test"]["num_examples"] > 0
     experiment.cache_teacher(recipe, teacher.best_path, tmp_path / "cache")
-    student = experiment.distill(recipe, tmp_path / "student", cache_dir=tmp_path / "cache", verbose=0)
+    student = experiment.distill(
+        recipe, tmp_path / "student", cache_dir=tmp_path / "cache", verbose=0
+    )
     assert student.epochs_run == 2
     assert {"kd", "ce", "val_map"} <= set(student.history)
     assert (tmp_path / "student" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
@@ -58,24 +66,41 @@ def test_interrupted_run_resumes_and_continues_its_history(recipe, tmp_path):
             if epoch == 0:
                 raise StopAfterEpoch()
 
-    three_epochs = Recipe(**{**recipe.__dict__, "teacher_training": TrainingSection(epochs=3, learning_rate=3e-3)})
+    three_epochs = Recipe(
+        **{**recipe.__dict__, "teacher_training": TrainingSection(epochs=3, learning_rate=3e-3)}
+    )
     index = experiment.load_data(three_epochs)
     pipeline = experiment.make_pipeline(three_epochs, index)
     from lean_kd.distill.distiller import Distiller
     from lean_kd.distill.losses import build_loss
-    from lean_kd.training import fit
+    from lean_kd.training.trainer import fit
 
     def distiller():
-        return Distiller(experiment.model_from_section(three_epochs.teacher, three_epochs, index), build_loss([{"name": "ce"}]))
+        return Distiller(
+            experiment.model_from_section(three_epochs.teacher, three_epochs, index),
+            build_loss([{"name": "ce"}]),
+        )
 
     with pytest.raises(StopAfterEpoch):
-        fit(distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, callbacks=[Interrupt()], verbose=0)
+        fit(
+            distiller(),
+            pipeline,
+            three_epochs.teacher_training,
+            tmp_path,
+            multi_label=False,
+            callbacks=[Interrupt()],
+            verbose=0,
+        )
     assert (tmp_path / "history.csv").read_text().count("\n") == 2  # header + epoch 0
-    result = fit(distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0)
+    result = fit(
+        distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0
+    )
     assert result.epochs_run == 3
     assert result.history["epoch"] == [0.0, 1.0, 2.0]
     # a finished run is not resumed: running again starts afresh
-    again = fit(distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0)
+    again = fit(
+        distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0
+    )
     assert again.history["epoch"] == [0.0, 1.0, 2.0]
 
 
@@ -85,14 +110,23 @@ def test_recipe_errors_come_before_training(tmp_path, recipe):
     with pytest.raises(ConfigError, match="unknown key\\(s\\) \\['epochz'\\]"):
         load_recipe(path)
     path.write_text("export:\n  lstm: int4\n")
-    with pytest.raises(ConfigError, match="export.lstm must be one of \\['auto', 'unrolled', 'hybrid', 'int8', 'float'\\], got 'int4'"):
+    with pytest.raises(
+        ConfigError,
+        match="export.lstm must be one of \\['auto', 'unrolled', 'hybrid', 'int8', 'float'\\], got 'int4'",
+    ):
         load_recipe(path)
     missing = Recipe(data=DataSection(dataset="csv", root=str(tmp_path / "nowhere")))
     with pytest.raises(DataError, match="nowhere does not exist"):
         experiment.train(missing, tmp_path / "run")
-    bad_teacher = Recipe(**{**recipe.__dict__, "student": ModelSection(checkpoint=str(tmp_path / "none.keras"))})
+    bad_teacher = Recipe(
+        **{**recipe.__dict__, "student": ModelSection(checkpoint=str(tmp_path / "none.keras"))}
+    )
     with pytest.raises(ModelError, match="none.keras does not exist"):
-        experiment.distill(bad_teacher, tmp_path / "run2", teacher_path=Path(recipe.teacher.checkpoint))
+        experiment.distill(
+            bad_teacher, tmp_path / "run2", teacher_path=Path(recipe.teacher.checkpoint)
+        )
+
+
 def test_same_seed_gives_identical_weights(recipe, tmp_path):
     """pipeline.deterministic (the default): initialisation, crops, shuffling and kernels repeat."""
     import numpy as np
@@ -100,7 +134,9 @@ def test_same_seed_gives_identical_weights(recipe, tmp_path):
     fresh = Recipe(
         **{
             **recipe.__dict__,
-            "teacher": ModelSection(name="mobilenet_v2", options={"width": 0.35, "last_channels": 64}),
+            "teacher": ModelSection(
+                name="mobilenet_v2", options={"width": 0.35, "last_channels": 64}
+            ),
             "teacher_training": TrainingSection(epochs=1, learning_rate=3e-3, seed=5),
         }
     )
@@ -108,8 +144,15 @@ def test_same_seed_gives_identical_weights(recipe, tmp_path):
     first, second = (experiment.load_model(r.final_path).get_weights() for r in runs)
     assert len(first) == len(second)
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    other_seed = Recipe(**{**fresh.__dict__, "teacher_training": TrainingSection(epochs=1, learning_rate=3e-3, seed=6)})
-    third = experiment.load_model(experiment.train(other_seed, tmp_path / "run3", verbose=0).final_path)
+    other_seed = Recipe(
+        **{
+            **fresh.__dict__,
+            "teacher_training": TrainingSection(epochs=1, learning_rate=3e-3, seed=6),
+        }
+    )
+    third = experiment.load_model(
+        experiment.train(other_seed, tmp_path / "run3", verbose=0).final_path
+    )
     assert not all(np.array_equal(a, b) for a, b in zip(first, third.get_weights()))
 
 
@@ -119,8 +162,15 @@ def test_monitor_none_keeps_the_last_epoch(recipe, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "best.keras").write_bytes(b"an older run's checkpoint")
-    last = Recipe(**{**recipe.__dict__, "teacher_training": TrainingSection(epochs=2, learning_rate=3e-3, monitor="none")})
+    last = Recipe(
+        **{
+            **recipe.__dict__,
+            "teacher_training": TrainingSection(epochs=2, learning_rate=3e-3, monitor="none"),
+        }
+    )
     result = experiment.train(last, run_dir, verbose=0)
     assert result.best_path.read_bytes() == result.final_path.read_bytes()
-    with pytest.raises(ConfigError, match="early_stopping_patience needs a training.monitor other than 'none'"):
+    with pytest.raises(
+        ConfigError, match="early_stopping_patience needs a training.monitor other than 'none'"
+    ):
         TrainingSection(monitor="none", early_stopping_patience=3)

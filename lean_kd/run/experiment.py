@@ -6,25 +6,27 @@ pipeline and the benchmark scripts share one code path.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lean_kd._keras import keras
+from lean_kd._keras import keras, tf
+from lean_kd.config import TrainingSection
 from lean_kd.data.adapters import load_index
 from lean_kd.data.index import DatasetIndex
 from lean_kd.data.pipeline import AudioPipeline, CropTable
-from lean_kd.determinism import seed_everything
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
-from lean_kd.distribute import distributed_recipe, is_chief
 from lean_kd.errors import ConfigError, DataError
-from lean_kd.metrics import evaluate_scores
-from lean_kd.recipe import ModelSection, Recipe, TrainingSection
-from lean_kd.training import FitResult, fit
+from lean_kd.evaluation import evaluate_keras
+from lean_kd.files import write_atomic, write_json
+from lean_kd.run.recipe import ModelSection, Recipe
+from lean_kd.training.determinism import seed_everything
+from lean_kd.training.distribute import global_batch_size, is_chief, make_strategy
+from lean_kd.training.trainer import FitResult, fit
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +57,12 @@ def make_pipeline(recipe: Recipe, index: DatasetIndex) -> AudioPipeline:
     if recipe.augment.spec_augment:  # the pipeline masks log-mels, which these models compute
         logger.warning(
             "Recipe %r sets SpecAugment (augment.time_masks / freq_masks), but lean_kd models take "
-            "waveforms and compute their own log-mel: the masks are not applied", recipe.name
+            "waveforms and compute their own log-mel: the masks are not applied",
+            recipe.name,
         )
-    return AudioPipeline(index, audio=recipe.audio, features=None, pipeline=recipe.pipeline, augment=recipe.augment)
+    return AudioPipeline(
+        index, audio=recipe.audio, features=None, pipeline=recipe.pipeline, augment=recipe.augment
+    )
 
 
 def model_from_section(section: ModelSection, recipe: Recipe, index: DatasetIndex) -> keras.Model:
@@ -89,21 +94,35 @@ def default_loss(index: DatasetIndex, *, distill: bool) -> list[Mapping[str, Any
     return [{"name": "bce" if index.multi_label else "ce"}]
 
 
-def train(recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto") -> FitResult:
+def train(
+    recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto"
+) -> FitResult:
     """Fine-tune (or train from scratch) the recipe's teacher with a supervised loss."""
-    return _train_supervised(recipe, recipe.teacher, recipe.teacher_training, run_dir, strategy=strategy, verbose=verbose)
+    return _train_supervised(
+        recipe, recipe.teacher, recipe.teacher_training, run_dir, strategy=strategy, verbose=verbose
+    )
 
 
-def train_student(recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto") -> FitResult:
+def train_student(
+    recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto"
+) -> FitResult:
     """The recipe's student on labels only (the teacher's loss, the student's training settings).
 
     The baseline distillation has to beat: same model, data and schedule, no teacher.
     """
-    return _train_supervised(recipe, recipe.student, recipe.training, run_dir, strategy=strategy, verbose=verbose)
+    return _train_supervised(
+        recipe, recipe.student, recipe.training, run_dir, strategy=strategy, verbose=verbose
+    )
 
 
 def _train_supervised(
-    recipe: Recipe, section: ModelSection, training: TrainingSection, run_dir: Path, *, strategy: str | None, verbose: Any
+    recipe: Recipe,
+    section: ModelSection,
+    training: TrainingSection,
+    run_dir: Path,
+    *,
+    strategy: str | None,
+    verbose: Any,
 ) -> FitResult:
     scope, recipe = distributed_recipe(recipe, strategy)
     index = load_data(recipe)
@@ -114,24 +133,31 @@ def _train_supervised(
     with scope.scope():
         loss = build_loss(list(recipe.teacher_loss) or default_loss(index, distill=False))
         if loss.needs_teacher:
-            raise ConfigError("teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself")
+            raise ConfigError(
+                "teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself"
+            )
         model = model_from_section(section, recipe, index)
         distiller = Distiller(model, loss)
-    result = fit(distiller, pipeline, training, run_dir, multi_label=index.multi_label, verbose=verbose)
+    result = fit(
+        distiller, pipeline, training, run_dir, multi_label=index.multi_label, verbose=verbose
+    )
     if is_chief(scope):
         _write_evaluation(result, pipeline)
     return result
 
 
 def _fit_linear_head(
-    recipe: Recipe, section: ModelSection, training: TrainingSection, run_dir: Path,
-    index: DatasetIndex, pipeline: AudioPipeline,
+    recipe: Recipe,
+    section: ModelSection,
+    training: TrainingSection,
+    run_dir: Path,
+    index: DatasetIndex,
+    pipeline: AudioPipeline,
 ) -> FitResult:
     """The model's backbone frozen, its classifier fitted on every window (lean_kd.probe.teacher)."""
-    from lean_kd.files import write_atomic
     from lean_kd.models.contract import set_class_names
     from lean_kd.probe.teacher import fit_linear_head
-    from lean_kd.training import save_model
+    from lean_kd.training.trainer import save_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +179,12 @@ def _fit_linear_head(
 
 
 def cache_teacher(
-    recipe: Recipe, teacher_path: Path, out_dir: Path, *, progress: bool = True, part: tuple[int, int] | None = None
+    recipe: Recipe,
+    teacher_path: Path,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    part: tuple[int, int] | None = None,
 ) -> TeacherCache | None:
     """Run the teacher once over train and val and store its outputs; ``part=(i, n)``: part i
     of n only (None until the last part is done, see lean_kd.distill.teacher_cache)."""
@@ -178,7 +209,9 @@ def distillation_loss(recipe: Recipe, index: DatasetIndex) -> Any:
     return build_loss(list(recipe.loss) or default_loss(index, distill=True))
 
 
-def cached_teacher_crops(cache_dir: str | Path, index: DatasetIndex, recipe: Recipe) -> tuple[CropTable, CropTable]:
+def cached_teacher_crops(
+    cache_dir: str | Path, index: DatasetIndex, recipe: Recipe
+) -> tuple[CropTable, CropTable]:
     """Train and val crop tables of the teacher cache at ``cache_dir``, checked against ``index``
     and the recipe (crops, audio and augmentation) before any model is built."""
     settings = recipe.cache
@@ -209,6 +242,31 @@ def cached_teacher_crops(cache_dir: str | Path, index: DatasetIndex, recipe: Rec
     )
 
 
+def teacher_outputs(
+    recipe: Recipe,
+    index: DatasetIndex,
+    loss: Any,
+    *,
+    teacher_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[keras.Model | None, CropTable | None, CropTable | None]:
+    """Where the teacher term of ``loss`` comes from, as ``(teacher, train crops, val crops)``: the
+    teacher cache at ``cache_dir`` when given, else the model at ``teacher_path`` or the recipe's
+    ``teacher.checkpoint`` (loaded in the current strategy scope); all None when ``loss`` needs no
+    teacher."""
+    if not loss.needs_teacher:
+        return None, None, None
+    if cache_dir:
+        return (None, *cached_teacher_crops(cache_dir, index, recipe))
+    path = teacher_path or recipe.teacher.checkpoint
+    if not path:
+        raise ConfigError(
+            f"The distillation loss of recipe {recipe.name!r} ({', '.join(loss.term_names)}) needs a "
+            "teacher: pass --teacher TEACHER.keras or --cache DIR (or set teacher.checkpoint in the recipe)"
+        )
+    return load_model(path), None, None
+
+
 def distill(
     recipe: Recipe,
     run_dir: Path,
@@ -223,34 +281,75 @@ def distill(
     scope, recipe = distributed_recipe(recipe, strategy)
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
-    seed_everything(recipe.training.seed, deterministic=recipe.pipeline.deterministic)  # before init
-    crops = val_crops = teacher = None
+    seed_everything(
+        recipe.training.seed, deterministic=recipe.pipeline.deterministic
+    )  # before init
     with scope.scope():
         loss = distillation_loss(recipe, index)
-        if loss.needs_teacher and cache_dir is not None:
-            crops, val_crops = cached_teacher_crops(cache_dir, index, recipe)
-        if loss.needs_teacher and crops is None:
-            path = teacher_path or recipe.teacher.checkpoint
-            if not path:
-                raise ConfigError("Distillation needs a teacher: give --teacher, teacher.checkpoint or a cache")
-            teacher = load_model(path)
+        teacher, crops, val_crops = teacher_outputs(
+            recipe, index, loss, teacher_path=teacher_path, cache_dir=cache_dir
+        )
         student = model_from_section(recipe.student, recipe, index)
         distiller = Distiller(student, loss, teacher)
     result = fit(
-        distiller, pipeline, recipe.training, run_dir, multi_label=index.multi_label,
-        crops=crops, val_crops=val_crops, verbose=verbose,
+        distiller,
+        pipeline,
+        recipe.training,
+        run_dir,
+        multi_label=index.multi_label,
+        crops=crops,
+        val_crops=val_crops,
+        verbose=verbose,
     )
     if is_chief(scope):
         _write_evaluation(result, pipeline)
     return result
 
 
-def evaluate_keras(model: keras.Model, pipeline: AudioPipeline, split: str) -> dict[str, Any]:
-    """Clip-level metrics of ``model`` on ``split`` (1 s windows, 50 % overlap, mean scores)."""
-    from lean_kd.models.inference import dataset_clip_scores
+def distributed_recipe(
+    recipe: Recipe, strategy: str | None = None
+) -> tuple[tf.distribute.Strategy, Recipe]:
+    """The strategy (``strategy``, else the recipe's ``distribute.strategy``) and the recipe with
+    ``pipeline.batch_size`` made the global batch. Call first: see
+    :func:`lean_kd.training.distribute.make_strategy`."""
+    made = make_strategy(strategy or recipe.distribute.strategy)
+    batch = global_batch_size(recipe.pipeline.batch_size, recipe.distribute, made)
+    return made, dataclasses.replace(
+        recipe, pipeline=dataclasses.replace(recipe.pipeline, batch_size=batch)
+    )
 
-    scores, labels = dataset_clip_scores(model, pipeline.windows(split))
-    return evaluate_scores(scores, labels, multi_label=pipeline.index.multi_label)
+
+def qat_from_recipe(
+    recipe: Recipe,
+    student: keras.Model,
+    run_dir: str | Path,
+    *,
+    epochs: int,
+    learning_rate: float | None = None,
+    teacher_path: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int | str = "auto",
+) -> tuple[keras.Model, DatasetIndex]:
+    """:func:`lean_kd.training.qat.qat_finetune` on the recipe's data with its distillation loss,
+    the teacher found as :func:`teacher_outputs` finds it. Returns the QAT model and the dataset
+    index (its class names label the export; its train split can calibrate it). Under
+    ``strategy`` (see :func:`distributed_recipe`) the teacher is loaded and the QAT copy made."""
+    from lean_kd.training.qat import qat_finetune, qat_training
+
+    scope = strategy or tf.distribute.get_strategy()
+    index = load_data(recipe)
+    loss = distillation_loss(recipe, index)
+    with scope.scope():
+        teacher, crops, val_crops = teacher_outputs(
+            recipe, index, loss, teacher_path=teacher_path, cache_dir=cache_dir
+        )
+    model = qat_finetune(
+        student, loss, make_pipeline(recipe, index),
+        qat_training(recipe.training, epochs=epochs, learning_rate=learning_rate), run_dir,
+        teacher=teacher, crops=crops, val_crops=val_crops, strategy=scope, verbose=verbose,
+    )  # fmt: skip
+    return model, index
 
 
 def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
@@ -261,13 +360,20 @@ def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
         if pipeline.index.split(split):
             report[split] = evaluate_keras(model, pipeline, split)
     path = result.run_dir / "metrics.json"
-    tmp = path.with_name(".metrics.json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False))
-    tmp.replace(path)
+    write_json(path, report)
     logger.info(
-        "best model: val mAP %.4f%s", report["val"]["map"],
+        "best model: val mAP %.4f%s",
+        report["val"]["map"],
         f", test mAP {report['test']['map']:.4f}" if "test" in report else "",
     )
 
 
-__all__ = ["cache_teacher", "distill", "evaluate_keras", "load_data", "load_model", "make_pipeline", "train", "train_student"]
+__all__ = [
+    "cache_teacher",
+    "distill",
+    "load_data",
+    "load_model",
+    "make_pipeline",
+    "train",
+    "train_student",
+]

@@ -9,7 +9,7 @@ input whole 0.48 s patch hops, as the official model) -> log-mel ``[B, frames, 6
 
 :class:`PretrainedYAMNetOptions` (also used by the LEAN student) says where the weights come
 from and which blocks train: ``pretrained`` True loads the official weights (see
-:func:`lean_kd.models.yamnet_weights.load_yamnet_weights`: ``yamnet_weights``, else
+:func:`lean_kd.models.yamnet.weights.load_yamnet_weights`: ``yamnet_weights``, else
 $LEAN_KD_YAMNET, the user cache, a checked download) and fails with the library's error when
 there are none; ``"if_available"`` logs one warning and keeps the random init instead.
 """
@@ -24,9 +24,14 @@ from lean_kd.audio.features import YAMNET_PRESET
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.models.contract import ModelSpec, contract_outputs
 from lean_kd.models.registry import register
-from lean_kd.models.yamnet import NUM_BLOCKS, YAMNetConfig, build_yamnet, set_trainable_blocks
-from lean_kd.models.yamnet_pretrained import resolve_yamnet_weights
-from lean_kd.models.yamnet_weights import load_yamnet_weights, weights_format
+from lean_kd.models.yamnet.network import (
+    NUM_BLOCKS,
+    YAMNetConfig,
+    build_yamnet,
+    set_trainable_blocks,
+)
+from lean_kd.models.yamnet.pretrained import resolve_yamnet_weights
+from lean_kd.models.yamnet.weights import load_yamnet_weights, weights_format
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +150,9 @@ def build_yamnet_teacher(
 
 
 register(
-    "yamnet_teacher", build_yamnet_teacher, YAMNetTeacherConfig,
+    "yamnet_teacher",
+    build_yamnet_teacher,
+    YAMNetTeacherConfig,
     description="YAMNet teacher: AudioSet-pretrained backbone + new head, fine-tuned "
     "(yamnet_trainable=frozen|all|k last blocks; pretrained=true|false|if_available)",
 )

@@ -2,7 +2,7 @@
 
 Three formats, recognised by content (not only by suffix):
 
-- the official TFLite release (int8, folded batch norm): :mod:`lean_kd.models.yamnet_tflite`;
+- the official TFLite release (int8, folded batch norm): :mod:`lean_kd.models.yamnet.tflite_weights`;
 - the official Keras weights ``yamnet.h5`` (or any HDF5 file a Keras model with YAMNet's layer
   names wrote): datasets are matched to layers by name;
 - a TF-Hub handle or a local SavedModel directory, loaded with tensorflow-hub: variables are
@@ -23,9 +23,9 @@ import numpy as np
 
 from lean_kd._keras import keras, tf
 from lean_kd.errors import ModelError
-from lean_kd.models.yamnet import HEAD_NAME, YAMNetConfig, build_yamnet, weighted_layers
-from lean_kd.models.yamnet_pretrained import resolve_yamnet_weights
-from lean_kd.models.yamnet_tflite import Weights, read_tflite_weights
+from lean_kd.models.yamnet.network import HEAD_NAME, YAMNetConfig, build_yamnet, weighted_layers
+from lean_kd.models.yamnet.pretrained import resolve_yamnet_weights
+from lean_kd.models.yamnet.tflite_weights import Weights, read_tflite_weights
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""lean_kd.distribute: TF_CONFIG checks, batch sizes, and the sharded / evenly split inputs."""
+"""lean_kd.training.distribute: TF_CONFIG checks, batch sizes, and the sharded / evenly split inputs."""
 
 from __future__ import annotations
 
@@ -14,21 +14,22 @@ import numpy as np
 import pytest
 
 from lean_kd._keras import tf
-from lean_kd.config import AudioConfig, PipelineConfig
+from lean_kd.config import AudioConfig, DistributeSection, PipelineConfig
 from lean_kd.data.adapters import load_index
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.data.sharding import validation_slots
 from lean_kd.data.synth import SynthConfig, synthesize
-from lean_kd.distribute import global_batch_size, read_tf_config
 from lean_kd.errors import ConfigError
-from lean_kd.recipe import DistributeSection
+from lean_kd.training.distribute import global_batch_size, read_tf_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TWO_WORKERS = {"worker": ["localhost:20001", "localhost:20002"]}
 
 
 def tf_config(cluster=TWO_WORKERS, task_type="worker", index=0) -> dict[str, str]:
-    return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})}
+    return {
+        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
+    }
 
 
 def test_tf_config_names_the_task_and_counts_the_workers():
@@ -42,8 +43,14 @@ def test_tf_config_names_the_task_and_counts_the_workers():
         ({}, "--strategy multiworker needs TF_CONFIG"),
         ({"TF_CONFIG": "{cluster"}, "TF_CONFIG is not valid JSON"),
         ({"TF_CONFIG": '{"cluster": {}}'}, "TF_CONFIG must hold a 'cluster' and a 'task'"),
-        (tf_config(task_type="chief"), "task type 'chief' is not in the cluster, which has \\['worker'\\]"),
-        (tf_config(index=2), "task index 2 is out of range: cluster\\['worker'\\] has 2 address\\(es\\), so expected 0 to 1"),
+        (
+            tf_config(task_type="chief"),
+            "task type 'chief' is not in the cluster, which has \\['worker'\\]",
+        ),
+        (
+            tf_config(index=2),
+            "task index 2 is out of range: cluster\\['worker'\\] has 2 address\\(es\\), so expected 0 to 1",
+        ),
         (tf_config({"ps": ["h:1"]}, "ps"), "expected roles \\['chief', 'worker'\\]"),
         (tf_config({"worker": ["localhost"]}), "address 'localhost': expected 'host:port'"),
     ],
@@ -59,15 +66,34 @@ def test_multiworker_without_a_valid_tf_config_fails_fast_from_the_command_line(
     recipe.write_text(f"data: {{dataset: csv, root: {tmp_path}}}\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    for extra, message in [({}, "needs TF_CONFIG"), (tf_config(index=5), "task index 5 is out of range")]:
+    for extra, message in [
+        ({}, "needs TF_CONFIG"),
+        (tf_config(index=5), "task index 5 is out of range"),
+    ]:
         start = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "lean_kd.cli.main", "train", "--config", str(recipe), "--out", str(tmp_path / "o"),
-             "--strategy", "multiworker"],
-            env={**env, **extra}, capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "lean_kd.cli.main",
+                "train",
+                "--config",
+                str(recipe),
+                "--out",
+                str(tmp_path / "o"),
+                "--strategy",
+                "multiworker",
+            ],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         errors = [line for line in result.stderr.splitlines() if line.startswith("lean-kd: error:")]
-        assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+        assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr[
+            -2000:
+        ]
         assert time.monotonic() - start < 60  # TensorFlow's own wait for peers is unbounded
 
 
@@ -78,7 +104,9 @@ def replicas(count: int):
 def test_global_and_per_replica_batch():
     assert global_batch_size(32, DistributeSection(batch="global"), replicas(4)) == 32
     assert global_batch_size(32, DistributeSection(batch="per_replica"), replicas(4)) == 128
-    with pytest.raises(ConfigError, match="batch_size 30 is the global batch .* among the 4 replicas"):
+    with pytest.raises(
+        ConfigError, match="batch_size 30 is the global batch .* among the 4 replicas"
+    ):
         global_batch_size(30, DistributeSection(), replicas(4))
     with pytest.raises(ConfigError, match="distribute.strategy must be one of"):
         DistributeSection(strategy="tpu")
@@ -87,9 +115,20 @@ def test_global_and_per_replica_batch():
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> AudioPipeline:
     root = tmp_path_factory.mktemp("synth")
-    synthesize(root, SynthConfig(classes=("siren", "knock", "rain"), clips_per_class=9, duration_seconds=(1.0, 1.2)), progress=False)
+    synthesize(
+        root,
+        SynthConfig(
+            classes=("siren", "knock", "rain"), clips_per_class=9, duration_seconds=(1.0, 1.2)
+        ),
+        progress=False,
+    )
     index = load_index("csv", root)
-    return AudioPipeline(index, audio=AudioConfig(clip_seconds=0.5), features=None, pipeline=PipelineConfig(batch_size=4))
+    return AudioPipeline(
+        index,
+        audio=AudioConfig(clip_seconds=0.5),
+        features=None,
+        pipeline=PipelineConfig(batch_size=4),
+    )
 
 
 def rows(pipeline: AudioPipeline, split: str) -> CropTable:
@@ -102,9 +141,17 @@ def test_two_workers_read_disjoint_equal_shards_of_the_training_files(pipeline):
     n = len(pipeline.index.split("train"))
     seen = []
     for worker in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2)
-        batches = list(pipeline.dataset("train", training=True, input_context=context, crops=rows(pipeline, "train")))
-        assert all(inputs["waveform"].shape[0] == 2 for inputs, _ in batches)  # global 4 over 2 replicas
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2
+        )
+        batches = list(
+            pipeline.dataset(
+                "train", training=True, input_context=context, crops=rows(pipeline, "train")
+            )
+        )
+        assert all(
+            inputs["waveform"].shape[0] == 2 for inputs, _ in batches
+        )  # global 4 over 2 replicas
         assert len(batches) == pipeline.steps("train", training=True, replicas=2, workers=2)
         seen.append([int(r) for inputs, _ in batches for r in inputs["row"].numpy()])
     assert len(seen[0]) == len(seen[1]) and not set(seen[0]) & set(seen[1])
@@ -113,10 +160,18 @@ def test_two_workers_read_disjoint_equal_shards_of_the_training_files(pipeline):
 
 def test_validation_batches_split_evenly_and_never_leave_a_replica_empty(pipeline):
     n = len(pipeline.index.split("val"))
-    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2)
-    batches = list(pipeline.dataset("val", training=False, input_context=context, crops=rows(pipeline, "val")))
+    context = tf.distribute.InputContext(
+        num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2
+    )
+    batches = list(
+        pipeline.dataset("val", training=False, input_context=context, crops=rows(pipeline, "val"))
+    )
     sizes = [int(inputs["waveform"].shape[0]) for inputs, _ in batches]
-    assert len(sizes) == 2 * pipeline.steps("val", training=False, replicas=2) == validation_slots(n, 2, 2)
+    assert (
+        len(sizes)
+        == 2 * pipeline.steps("val", training=False, replicas=2)
+        == validation_slots(n, 2, 2)
+    )
     assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
     assert sorted(int(r) for inputs, _ in batches for r in inputs["row"].numpy()) == list(range(n))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ai_edge_litert import schema_py_generated as schema
 
-from lean_kd.errors import ModelError
+from .errors import ModelError
 
 OP_NAMES = {
     code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
@@ -59,7 +59,7 @@ def read_graph(path: str | Path) -> Graph:
         tensors = graph.tensors
         ops = tuple(
             Op(
-                name=_op_name(model, op),
+                name=op_name(model, op),
                 inputs=tuple(_shape(tensors[i]) if i >= 0 else None for i in op.inputs),
                 outputs=tuple(_shape(tensors[i]) for i in op.outputs),
                 options=op.builtinOptions,
@@ -82,9 +82,20 @@ def read_tflite_bytes(path: str | Path) -> bytes:
     return data
 
 
-def _op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
-    code = model.operatorCodes[op.opcodeIndex]
-    return OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+def operator_name(code: Any) -> str:
+    """The builtin op name of an operator code (object API ``OperatorCodeT`` or the flatbuffer's
+    ``OperatorCode``); ``CUSTOM`` for a custom op. Files keep old op numbers in the deprecated
+    8-bit field and new ones in the 32-bit field, so the larger of the two counts."""
+    if hasattr(code, "BuiltinCode"):
+        number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    else:
+        number = max(code.builtinCode, code.deprecatedBuiltinCode)
+    return OP_NAMES.get(number, "CUSTOM")
+
+
+def op_name(model: schema.ModelT, op: schema.OperatorT) -> str:
+    """The builtin op name of ``op`` in the unpacked ``model``."""
+    return operator_name(model.operatorCodes[op.opcodeIndex])
 
 
 def _shape(tensor: schema.TensorT) -> Shape:

@@ -13,10 +13,10 @@ import numpy as np
 
 from lean_kd.audio.io import load_audio
 from lean_kd.errors import ConfigError
-from lean_kd.models.class_map import ClassMap, load_class_map
-from lean_kd.models.yamnet import YAMNetConfig
-from lean_kd.models.yamnet_layers import num_patches
-from lean_kd.models.yamnet_weights import pretrained_yamnet
+from lean_kd.models.yamnet.class_map import ClassMap, load_class_map
+from lean_kd.models.yamnet.layers import num_patches
+from lean_kd.models.yamnet.network import YAMNetConfig
+from lean_kd.models.yamnet.weights import pretrained_yamnet
 
 
 @dataclasses.dataclass(frozen=True)

@@ -102,7 +102,7 @@ HOST_FIELDS = {
     "runtime": "str",
     "emulated": "bool",
     "device": "str|null",
-    "cpu_int8_features": "array|null",  # INT8_CPU_FLAGS present (lean_kd_pi.runtime); null: unknown
+    "cpu_int8_features": "array|null",  # INT8_CPU_FLAGS present (lean_kd_runtime.runtime); null: unknown
 }
 SETTINGS_FIELDS = {
     "runs": "int",

@@ -21,11 +21,9 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from lean_kd.errors import ModelError
-from lean_kd.models.yamnet import BATCHNORM_EPSILON, HEAD_NAME, conv_layer_names
+from lean_kd.models.yamnet.network import BATCHNORM_EPSILON, HEAD_NAME, conv_layer_names
+from lean_kd_runtime.tflite_graph import op_name, read_tflite_bytes
 
-_OP_NAMES = {
-    code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")
-}
 _KIND_TO_OP = {"conv": "CONV_2D", "depthwise": "DEPTHWISE_CONV_2D"}
 _DTYPES = {
     schema.TensorType.FLOAT32: np.float32,
@@ -44,9 +42,7 @@ class _Graph:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        data = path.read_bytes()
-        if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
-            raise ModelError(f"{path}: not a TFLite flatbuffer (no 'TFL3' identifier)")
+        data = read_tflite_bytes(path)
         try:
             self.model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
             self.graph = self.model.subgraphs[0]
@@ -57,8 +53,7 @@ class _Graph:
         self._producers = {out: op for _, op in self.ops for out in op.outputs}
 
     def _op_name(self, op: schema.OperatorT) -> str:
-        code = self.model.operatorCodes[op.opcodeIndex]
-        return _OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+        return op_name(self.model, op)
 
     def constant(self, index: int, *, what: str) -> np.ndarray:
         """Float32 value of constant tensor ``index``, dequantized; follows DEQUANTIZE ops."""

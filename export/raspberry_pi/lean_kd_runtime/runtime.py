@@ -66,7 +66,14 @@ def device_name() -> str | None:
 # CPU flags that decide which int8 kernels XNNPACK can use (dot products: VNNI on x86,
 # asimddp / i8mm on ARM); /proc/cpuinfo spells them this way ("flags" on x86, "Features" on ARM).
 INT8_CPU_FLAGS = (
-    "avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2", "asimddp", "i8mm", "sve2"
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "avx512bw",
+    "avx2",
+    "asimddp",
+    "i8mm",
+    "sve2",
 )
 
 

@@ -129,11 +129,17 @@ def _warn_resampling(path: Path, file_rate: int, sample_rate: int) -> None:
     if (file_rate, sample_rate) in _WARNED_RATES:
         return
     _WARNED_RATES.add((file_rate, sample_rate))
-    how = "with soxr" if soxr is not None else (
-        "by linear interpolation (no anti-aliasing: lower quality than lean_kd's soxr; "
-        "pip install soxr for identical results)"
+    how = (
+        "with soxr"
+        if soxr is not None
+        else (
+            "by linear interpolation (no anti-aliasing: lower quality than lean_kd's soxr; "
+            "pip install soxr for identical results)"
+        )
     )
-    logger.warning("%s: sample rate %d Hz, resampling to %d Hz %s", path, file_rate, sample_rate, how)
+    logger.warning(
+        "%s: sample rate %d Hz, resampling to %d Hz %s", path, file_rate, sample_rate, how
+    )
 
 
 def window_sizes(*, window_samples: int, hop_seconds: float, sample_rate: int) -> tuple[int, int]:

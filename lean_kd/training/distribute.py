@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from lean_kd._keras import tf
+from lean_kd.config import STRATEGIES, DistributeSection
 from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.errors import ConfigError
-from lean_kd.recipe import STRATEGIES, DistributeSection, Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ def read_tf_config(environ: Mapping[str, str] = os.environ) -> WorkerTask:
     raw = environ.get("TF_CONFIG", "")
     example = '{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'
     if not raw.strip():
-        raise ConfigError(f"--strategy multiworker needs TF_CONFIG in the environment, e.g. TF_CONFIG='{example}'")
+        raise ConfigError(
+            f"--strategy multiworker needs TF_CONFIG in the environment, e.g. TF_CONFIG='{example}'"
+        )
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -68,7 +70,9 @@ def read_tf_config(environ: Mapping[str, str] = os.environ) -> WorkerTask:
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise ConfigError(f"TF_CONFIG must hold a 'cluster' and a 'task' object, e.g. {example}; got {raw[:200]!r}")
+        raise ConfigError(
+            f"TF_CONFIG must hold a 'cluster' and a 'task' object, e.g. {example}; got {raw[:200]!r}"
+        )
     for role, addresses in cluster.items():
         if role not in WORKER_ROLES or not isinstance(addresses, list) or not addresses:
             raise ConfigError(
@@ -77,10 +81,14 @@ def read_tf_config(environ: Mapping[str, str] = os.environ) -> WorkerTask:
             )
         for address in addresses:
             if not (isinstance(address, str) and address.rpartition(":")[2].isdigit()):
-                raise ConfigError(f"TF_CONFIG cluster[{role!r}] address {address!r}: expected 'host:port'")
+                raise ConfigError(
+                    f"TF_CONFIG cluster[{role!r}] address {address!r}: expected 'host:port'"
+                )
     kind, index = task.get("type"), task.get("index")
     if kind not in cluster:
-        raise ConfigError(f"TF_CONFIG task type {kind!r} is not in the cluster, which has {sorted(cluster)}")
+        raise ConfigError(
+            f"TF_CONFIG task type {kind!r} is not in the cluster, which has {sorted(cluster)}"
+        )
     if not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
         raise ConfigError(
             f"TF_CONFIG task index {index!r} is out of range: cluster[{kind!r}] has "
@@ -114,15 +122,21 @@ def split_cpu(environ: Mapping[str, str] = os.environ) -> int:
     if not raw:
         return 0
     if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{CPU_DEVICES_ENV}={raw!r}: expected a whole number of logical CPUs >= 1")
+        raise ConfigError(
+            f"{CPU_DEVICES_ENV}={raw!r}: expected a whole number of logical CPUs >= 1"
+        )
     count, cpu = int(raw), tf.config.list_physical_devices("CPU")[0]
     configured = tf.config.get_logical_device_configuration(cpu)
     if configured is not None and len(configured) == count:
         return count  # an earlier stage of this process did it
     try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count
+        )
     except RuntimeError as exc:
-        raise ConfigError(f"{CPU_DEVICES_ENV}={raw}: TensorFlow had already started ({exc})") from None
+        raise ConfigError(
+            f"{CPU_DEVICES_ENV}={raw}: TensorFlow had already started ({exc})"
+        ) from None
     return count
 
 
@@ -137,12 +151,16 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as exc:  # "Collective ops must be configured at program startup"
-            raise ConfigError(f"multiworker: create the strategy before other TensorFlow work ({exc})") from None
+            raise ConfigError(
+                f"multiworker: create the strategy before other TensorFlow work ({exc})"
+            ) from None
     cpus = split_cpu()
     if name == "default":
         return tf.distribute.get_strategy()
     if cpus and not tf.config.list_physical_devices("GPU"):
-        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")]
+        )
     return tf.distribute.MirroredStrategy()
 
 
@@ -153,14 +171,16 @@ def check_run_strategy(name: str) -> None:
     if name == "multiworker":
         raise ConfigError(
             "distribute.strategy multiworker is not supported by lean-kd run (one process); run "
-            "lean-kd train / distill on every worker instead (README \"Scaling out\"), or use mirrored"
+            'lean-kd train / distill on every worker instead (README "Scaling out"), or use mirrored'
         )
     split_cpu()
 
 
 def is_distributed(strategy: tf.distribute.Strategy) -> bool:
     """Whether ``strategy`` is one of ours that runs replicas (its input must be distributed)."""
-    return isinstance(strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy))
+    return isinstance(
+        strategy, (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -176,10 +196,15 @@ def num_workers(strategy: tf.distribute.Strategy) -> int:
     return sum(spec.num_tasks(role) for role in WORKER_ROLES if role in spec.jobs)
 
 
-def steps_per_pass(pipeline: AudioPipeline, strategy: tf.distribute.Strategy, split: str, *, training: bool) -> int:
+def steps_per_pass(
+    pipeline: AudioPipeline, strategy: tf.distribute.Strategy, split: str, *, training: bool
+) -> int:
     """Steps of one pass over ``split`` under ``strategy`` (a distributed dataset needs them)."""
     return pipeline.steps(
-        split, training=training, replicas=strategy.num_replicas_in_sync, workers=num_workers(strategy)
+        split,
+        training=training,
+        replicas=strategy.num_replicas_in_sync,
+        workers=num_workers(strategy),
     )
 
 
@@ -204,7 +229,8 @@ def fit_inputs(
     return {  # endless distributed datasets, run for one pass per epoch (or steps_per_epoch)
         "x": pipeline.distribute(strategy, "train", training=True, crops=crops),
         "validation_data": pipeline.distribute(strategy, "val", training=False, crops=val_crops),
-        "steps_per_epoch": steps_per_epoch or steps_per_pass(pipeline, strategy, "train", training=True),
+        "steps_per_epoch": steps_per_epoch
+        or steps_per_pass(pipeline, strategy, "train", training=True),
         "validation_steps": steps_per_pass(pipeline, strategy, "val", training=False),
     }
 
@@ -217,7 +243,9 @@ def write_dir(run_dir: Path, strategy: tf.distribute.Strategy) -> Path:
     return Path(run_dir) / f".worker-{strategy.cluster_resolver.task_id}"
 
 
-def global_batch_size(batch_size: int, section: DistributeSection, strategy: tf.distribute.Strategy) -> int:
+def global_batch_size(
+    batch_size: int, section: DistributeSection, strategy: tf.distribute.Strategy
+) -> int:
     """The global batch for ``pipeline.batch_size`` read as ``section.batch`` says; logged."""
     replicas = strategy.num_replicas_in_sync
     total = batch_size * replicas if section.batch == "per_replica" else batch_size
@@ -230,17 +258,27 @@ def global_batch_size(batch_size: int, section: DistributeSection, strategy: tf.
     if is_distributed(strategy):
         logger.info(
             "%s: %d replica(s); batch %d per replica, %d global (pipeline.batch_size %d read as %s)",
-            type(strategy).__name__, replicas, total // replicas, total, batch_size, section.batch,
+            type(strategy).__name__,
+            replicas,
+            total // replicas,
+            total,
+            batch_size,
+            section.batch,
         )
     return total
 
 
-def distributed_recipe(recipe: Recipe, strategy: str | None = None) -> tuple[tf.distribute.Strategy, Recipe]:
-    """The strategy (``strategy``, else the recipe's ``distribute.strategy``) and the recipe with
-    ``pipeline.batch_size`` made the global batch. Call first: see :func:`make_strategy`."""
-    made = make_strategy(strategy or recipe.distribute.strategy)
-    batch = global_batch_size(recipe.pipeline.batch_size, recipe.distribute, made)
-    return made, dataclasses.replace(recipe, pipeline=dataclasses.replace(recipe.pipeline, batch_size=batch))
-
-
-__all__ = ["CPU_DEVICES_ENV", "check_run_strategy", "distributed_recipe", "fit_inputs", "global_batch_size", "is_chief", "is_distributed", "localhost_cluster", "make_strategy", "num_workers", "steps_per_pass", "read_tf_config", "write_dir"]
+__all__ = [
+    "CPU_DEVICES_ENV",
+    "check_run_strategy",
+    "fit_inputs",
+    "global_batch_size",
+    "is_chief",
+    "is_distributed",
+    "localhost_cluster",
+    "make_strategy",
+    "num_workers",
+    "steps_per_pass",
+    "read_tf_config",
+    "write_dir",
+]

@@ -36,4 +36,3 @@ def _op_determinism_enabled() -> bool:
     from tensorflow.python.framework import config
 
     return bool(config.is_op_determinism_enabled())
-

@@ -2,7 +2,7 @@
 
 This module imports neither TensorFlow nor lean_kd's Keras code, so that the device-side runners
 (``export/raspberry_pi``) can copy its logic and report the same numbers as training. The Keras
-wrappers used during ``fit`` live in :mod:`lean_kd.keras_metrics` and call these functions.
+wrappers used during ``fit`` live in :mod:`lean_kd.training.keras_metrics` and call these functions.
 
 Definitions (all match scikit-learn on the same input; the tests check it):
 
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from lean_kd.errors import DataError
+from .errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,14 @@ def d_prime(auc: float) -> float:
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Single-label accuracy; ``labels`` as class ids [N] or one-hot / soft [N, C]."""
     return top_k_accuracy(scores, labels, k=1)
+
+
+def top1_hit_rate(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of examples whose best-scoring class is one of their labels ({0, 1} [N, C]);
+    the accuracy of single-label data, and its natural extension to multi-label data."""
+    scores = _as_2d_float(scores, "scores")
+    best = np.argmax(scores, axis=1)
+    return float(np.mean(np.asarray(labels)[np.arange(len(best)), best] > 0))
 
 
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, *, k: int) -> float:
