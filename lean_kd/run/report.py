@@ -25,7 +25,15 @@ from lean_kd.bench.report import to_markdown
 from lean_kd.files import write_atomic
 from lean_kd.reporting.markdown import MIB, format_number, markdown_table
 from lean_kd.run import plots
-from lean_kd.run.results import STAGE_FOLDERS, TRAINED, ModelResult, RunData, floor_note, load_run
+from lean_kd.run.results import (
+    STAGE_FOLDERS,
+    TRAINED,
+    ModelResult,
+    RunData,
+    distillation_note,
+    floor_note,
+    load_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +129,7 @@ def _models_section(run: RunData) -> list[str]:
     header = ["model", "split", "mAP", "accuracy", "parameters", "size MiB", latency, "memory MiB"]
     lines += markdown_table([*header, "numbers from"], rows, align="llrrrrrrl")
     lines += ["", floor_note(run), "", _models_note(run)]
+    lines += ["", note] if (note := distillation_note(run)) else []
     scatter = [
         (m.label, m.size_bytes, m.metrics["map"])
         for m in run.models

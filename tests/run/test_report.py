@@ -429,3 +429,20 @@ def test_probe_without_a_measured_split_is_a_note(full_run):
     write_json(run / "probe" / "metrics.json", {"features": "both", "C": 1.0})  # fitted on all
     text = write_run_report(run).read_text()
     assert "No floor: the probe was fitted on every split it had" in text
+
+
+def test_distillation_note_compares_kd_with_no_kd_and_says_why_when_below(full_run):
+    from lean_kd.run.results import distillation_note
+
+    run, reports = full_run
+    kd, plain = reports["distill"], reports["student"]
+    note = distillation_note(load_run(run))
+    assert note.startswith("Distillation: the KD student against the student without KD on test: ")
+    assert f"mAP {kd['map']:.3f} vs {plain['map']:.3f} ({kd['map'] - plain['map']:+.3f})" in note
+    assert f"accuracy {kd['accuracy']:.3f} vs {plain['accuracy']:.3f}" in note
+    assert "one clip of 20 moves accuracy by 0.050" in note
+    assert ("Here the KD student is below" in note) == (kd["map"] < plain["map"])
+    assert note in write_run_report(run).read_text()
+    for change, below in ((+0.1, False), (-0.1, True)):  # the explanation follows the sign
+        write_json(run / "evaluate" / "distill.json", {**kd, "map": plain["map"] + change})
+        assert ("Here the KD student is below" in distillation_note(load_run(run))) == below
