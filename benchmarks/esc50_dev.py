@@ -69,7 +69,7 @@ METHODS: dict[str, Student] = {
     "LEAN, KD on clip targets": Student((KD,), targets="clip"),
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
-    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4),
+    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
     "lean_tiny, KD": Student((KD,), model="lean_tiny", int8=True),
 }
 logger = logging.getLogger("esc50_dev")
