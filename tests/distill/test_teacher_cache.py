@@ -17,6 +17,9 @@ from lean_kd.errors import DataError
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
 AUDIO = AudioConfig(clip_seconds=1.0)
+CACHE_SETTINGS = dict(
+    audio=AUDIO, teacher_name="tiny", crops_per_clip=3, shard_size=5, progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +39,7 @@ def teacher():
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory, teacher, index):
     out = tmp_path_factory.mktemp("cache")
-    return build_teacher_cache(
-        teacher,
-        index,
-        out,
-        audio=AUDIO,
-        teacher_name="tiny",
-        crops_per_clip=3,
-        shard_size=5,
-        progress=False,
-    )
+    return build_teacher_cache(teacher, index, out, **CACHE_SETTINGS)
 
 
 def test_crop_offsets_spread_over_the_clip():
@@ -87,16 +81,7 @@ def test_interrupted_build_resumes_and_reuses_shards(tmp_path, teacher, index, c
     first = sorted(cache_dir.glob("shard-*.npz"))[0]
     (out / first.name).write_bytes(first.read_bytes())  # as if killed after shard 0
     marker = np.load(out / first.name)["logits"].copy()
-    build_teacher_cache(
-        teacher,
-        index,
-        out,
-        audio=AUDIO,
-        teacher_name="tiny",
-        crops_per_clip=3,
-        shard_size=5,
-        progress=False,
-    )
+    build_teacher_cache(teacher, index, out, **CACHE_SETTINGS)
     assert (out / META_FILE).is_file()
     np.testing.assert_array_equal(np.load(out / first.name)["logits"], marker)
     assert len(list(out.glob("shard-*.npz"))) == len(list(cache_dir.glob("shard-*.npz")))
