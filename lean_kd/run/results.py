@@ -259,13 +259,20 @@ def distillation_note(run: RunData) -> str:
     clips = sum(map(sum, kd.metrics.get("confusion_matrix") or []))
     one_clip = f"; one clip of {clips} moves accuracy by {1 / clips:.3f}" if clips else ""
     text = f"Distillation: the KD student against the student without KD on {kd.split}: {', '.join(changes)}{one_clip}."
-    if kd.metrics["map"] < plain.metrics["map"]:
-        text += (
-            " Here the KD student is below: both are one training run (one seed), and differences of "
-            "a few clips are within the spread over seeds (benchmarks/results/esc50_dev.md measures "
-            "KD against no KD over 4 folds and 3 seeds)."
+    if kd.metrics["map"] >= plain.metrics["map"]:
+        return text
+    teacher = next((m for m in run.models if m.key == "teacher" and m.split == kd.split), None)
+    if teacher is not None and teacher.metrics["map"] < plain.metrics["map"]:
+        return text + (
+            f" Here the KD student is below: its teacher itself scores below the student without KD "
+            f"(mAP {teacher.metrics['map']:.3f} vs {plain.metrics['map']:.3f}), and distillation pulls "
+            "the student towards its teacher; a stronger teacher is the fix."
         )
-    return text
+    return text + (
+        " Here the KD student is below: both are one training run (one seed), and a difference of "
+        "a few clips can be seed noise (benchmarks/results/esc50_dev.md measures KD against no KD "
+        "over 4 folds and 3 seeds)."
+    )
 
 
 def _below(models: tuple[ModelResult, ...], floor: ModelResult, metric: str) -> list[str]:

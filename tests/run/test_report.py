@@ -446,3 +446,10 @@ def test_distillation_note_compares_kd_with_no_kd_and_says_why_when_below(full_r
     for change, below in ((+0.1, False), (-0.1, True)):  # the explanation follows the sign
         write_json(run / "evaluate" / "distill.json", {**kd, "map": plain["map"] + change})
         assert ("Here the KD student is below" in distillation_note(load_run(run))) == below
+    teacher = reports["teacher"]
+    for teacher_map, reason in (
+        (plain["map"] - 0.05, "its teacher itself scores below"),
+        (1.0, "one seed"),
+    ):
+        write_json(run / "evaluate" / "teacher.json", {**teacher, "map": teacher_map})
+        assert reason in distillation_note(load_run(run))
