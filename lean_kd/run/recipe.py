@@ -145,9 +145,8 @@ class Recipe:
     teacher: ModelSection = ModelSection()
     student: ModelSection = ModelSection()
     teacher_loss: tuple[Mapping[str, Any], ...] = ()  # default: ce / bce
-    loss: tuple[
-        Mapping[str, Any], ...
-    ] = ()  # distillation loss; default: hinton_kd / multilabel_kd
+    # the distillation loss; default: hinton_kd / multilabel_kd
+    loss: tuple[Mapping[str, Any], ...] = ()
     teacher_training: TrainingSection = TrainingSection()
     training: TrainingSection = TrainingSection()
     cache: CacheSection = CacheSection()
