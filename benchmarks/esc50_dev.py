@@ -61,6 +61,13 @@ class Student:
     model: str = "lean"  # the registry name (the recipe's student options apply to "lean")
     mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
     int8: bool = False  # also export int8 TFLite and evaluate it
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
+    int8_dfts: tuple[str, ...] = ("fft",)  # int8 files: the log-mel DFT modes to export
+
+
+SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}  # LEAN at <= 2x YAMNet's latency
+DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
+EVERY_DFT = ("fft", "rfft", "int8")  # the export's default first
 
 
 METHODS: dict[str, Student] = {
@@ -69,7 +76,12 @@ METHODS: dict[str, Student] = {
     "LEAN, KD on clip targets": Student((KD,), targets="clip"),
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
-    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
+    "LEAN, KD + mixup (online teacher)": Student(
+        (KD,), mixup_alpha=0.4, int8=True, int8_dfts=EVERY_DFT
+    ),
+    "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(
+        (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER, int8_dfts=EVERY_DFT
+    ),
     "lean_tiny, KD": Student((KD,), model="lean_tiny", int8=True),
 }
 logger = logging.getLogger("esc50_dev")
@@ -135,7 +147,7 @@ def fold_runs(
         experiment.cache_teacher(recipe, folder / "teacher" / "best.keras", cache, progress=False)
     for seed in seeds:
         for method, student in METHODS.items():
-            run_dir = folder / f"{method.lower().replace(', ', '_').replace(' ', '')}_s{seed}"
+            run_dir = folder / f"{run_name(method)}_s{seed}"
             if method not in methods and not (run_dir / "metrics.json").exists():
                 continue
             teach = student_recipe(fold_recipe(base, fold, seed), student)
@@ -144,12 +156,16 @@ def fold_runs(
                 teach, run_dir, cache_dir=None if online else cache, teacher_path=online, verbose=2
             ))  # fmt: skip
             rows.append(_row(method, fold, seed, metrics, run_dir / "best.keras"))
-            if student.int8:
-                int8 = finished_int8(run_dir, teach, index)
-                rows.append(
-                    _row(f"{method}, int8 TFLite", fold, seed, int8, run_dir / "best.keras")
-                )
+            for dft in student.int8_dfts if student.int8 else ():
+                int8 = finished_int8(run_dir, teach, index, dft)
+                name = f"{method}, int8 TFLite{DFT_NAMES[dft]}"
+                rows.append(_row(name, fold, seed, int8, run_dir / "best.keras"))
     return rows
+
+
+def run_name(method: str) -> str:
+    """The run folder of a method: "LEAN 1 x BiLSTM(64), KD" -> "lean1xbilstm(64)_kd"."""
+    return method.lower().replace(", ", "_").replace(" ", "")
 
 
 def student_recipe(recipe: Recipe, student: Student) -> Recipe:
@@ -157,6 +173,7 @@ def student_recipe(recipe: Recipe, student: Student) -> Recipe:
     model = recipe.student
     if student.model != model.name:  # another architecture: its own registry defaults
         model = dataclasses.replace(model, name=student.model, options={})
+    model = dataclasses.replace(model, options={**model.options, **student.options})
     return dataclasses.replace(
         recipe, student=model, loss=student.loss,
         cache=dataclasses.replace(recipe.cache, targets=student.targets, enabled=not student.mixup_alpha),
@@ -164,9 +181,10 @@ def student_recipe(recipe: Recipe, student: Student) -> Recipe:
     )  # fmt: skip
 
 
-def finished_int8(run_dir: Path, recipe: Recipe, index: Any) -> dict[str, Any]:
-    """Test metrics of the run's best model as int8 TFLite (exported once, then reused)."""
-    path = run_dir / "int8" / "metrics.json"
+def finished_int8(run_dir: Path, recipe: Recipe, index: Any, dft: str) -> dict[str, Any]:
+    """Test metrics of the run's best model as int8 TFLite with the log-mel DFT as ``dft``
+    (exported once, then reused)."""
+    path = run_dir / f"int8_dft-{dft}" / "metrics.json"
     if not path.exists():
         from lean_kd.evaluation import evaluate_model
         from lean_kd.export.checkpoint import export_checkpoint
@@ -175,8 +193,8 @@ def finished_int8(run_dir: Path, recipe: Recipe, index: Any) -> dict[str, Any]:
         path.parent.mkdir(exist_ok=True)
         start = time.perf_counter()
         exported = export_checkpoint(
-            model, quant="int8", out=run_dir / "int8" / "model.tflite", index=index,
-            calibration_count=recipe.export.num_calibration, lstm=recipe.export.lstm,
+            model, quant="int8", out=path.parent / "model.tflite", index=index,
+            calibration_count=recipe.export.num_calibration, lstm=recipe.export.lstm, dft=dft,
         )  # fmt: skip
         report = evaluate_model(
             exported.path, index, split="test", audio=recipe.audio, progress=False

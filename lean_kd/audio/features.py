@@ -13,6 +13,8 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 from lean_kd._keras import keras, tf
 from lean_kd.config import LogMelConfig, from_dict, to_dict
 from lean_kd.errors import ConfigError
@@ -138,6 +140,70 @@ def log_mel_matmul(
     return _log_of_mel_energies(mel, config)
 
 
+def log_mel_fft(
+    waveform: tf.Tensor, config: LogMelConfig, *, matrix: tf.Tensor | None = None
+) -> tf.Tensor:
+    """:func:`log_mel` with the FFT as two float matrix-product stages (Cooley-Tukey).
+
+    Exact in float32 like RFFT2D (within 2e-6 of :func:`log_mel`), but every op is one that
+    XNNPACK runs (FULLY_CONNECTED, MUL, ADD, SUB, TRANSPOSE, SQRT), where RFFT2D and
+    COMPLEX_ABS run on TFLite's builtin kernels; ~6 M multiplications per second of audio
+    against the matrix DFT's ~20 M, and 0.1 MB of float weights. With ``N = N1 * N2`` and
+    sample ``n = n1 + N1 * n2``, bin ``k = k2 + N2 * k1``:
+
+        X[k] = sum_n1 W_N^(n1 k2) W_N1^(n1 k1) sum_n2 x[n1 + N1 n2] W_N2^(n2 k2)
+
+    Stage 1 is a length-N2 DFT along ``n2`` (the zero padding past the window skipped), then
+    the twiddle factors ``W_N^(n1 k2)`` multiply element-wise, and stage 2 is a length-N1 DFT
+    along ``n1`` for bins ``k1 <= N1 / 2`` only (``k <= N / 2`` needs no more). The moduli come
+    out ordered by ``(k2, k1)``; the mel matrix's rows are permuted to match, with zero rows
+    for the bins past ``N / 2``.
+    """
+    matrix = mel_matrix(config) if matrix is None else matrix  # [N/2 + 1, mel]
+    size, width = config.fft_size, config.window_samples
+    n1 = 2 ** (size.bit_length() // 2)  # stage-2 length: 16 for N = 512
+    n2 = size // n1
+    if n1 * n2 != size:
+        raise ConfigError(f"log_mel_fft needs a power-of-two fft_size, got {size}")
+    rows = -(-width // n1)  # values of n2 the window reaches (25 for 400 samples)
+    half = n1 // 2 + 1  # values of k1 needed
+    with tf.name_scope("fft"):
+        frames = tf.signal.frame(waveform, width, config.hop_samples)  # [..., F, W]
+        frames = frames * tf.signal.hann_window(width)
+        if rows * n1 > width:
+            padding = [[0, 0]] * (frames.shape.rank - 1) + [[0, rows * n1 - width]]
+            frames = tf.pad(frames, padding)
+        leading = tf.shape(frames)[:-1]
+        x = tf.reshape(frames, tf.concat([leading, [rows, n1]], 0))  # [..., F, n2, n1]
+        x = tf.linalg.matrix_transpose(x)  # [..., F, n1, n2]
+        z = tf.tensordot(x, _dft_columns(rows, n2, n2, real_input=True), axes=1)  # [.., 2 N2]
+        angle = 2.0 * math.pi * np.outer(np.arange(n1), np.arange(n2)) / size
+        cos, sin = tf.constant(np.cos(angle), tf.float32), tf.constant(np.sin(angle), tf.float32)
+        real, imag = z[..., :n2], z[..., n2:]  # [..., F, n1, k2]
+        twiddled = tf.concat([real * cos + imag * sin, imag * cos - real * sin], -2)
+        y = tf.linalg.matrix_transpose(twiddled)  # [..., F, k2, 2 N1]: real then imaginary
+        out = tf.tensordot(y, _dft_columns(n1, n1, half, real_input=False), axes=1)
+        real, imag = out[..., :half], out[..., half:]  # [..., F, k2, k1]
+        modulus = tf.sqrt(real * real + imag * imag)
+        modulus = tf.reshape(modulus, tf.concat([tf.shape(modulus)[:-2], [n2 * half]], 0))
+    bins = (np.arange(n2)[:, None] + n2 * np.arange(half)[None, :]).reshape(-1)  # (k2, k1)
+    inside = (bins <= size // 2).astype(np.float32)[:, None]
+    permuted = tf.gather(matrix, np.minimum(bins, size // 2)) * inside
+    return _log_of_mel_energies(tf.tensordot(modulus, permuted, axes=1), config)
+
+
+def _dft_columns(length: int, period: int, bins: int, *, real_input: bool) -> tf.Tensor:
+    """The DFT of period ``period`` for ``length`` inputs and the first ``bins`` outputs as a
+    real matrix: ``[length, 2 bins]`` (real input), or ``[2 length, 2 bins]`` for complex
+    input given as real parts then imaginary parts; outputs are real parts then imaginary."""
+    angle = 2.0 * math.pi * np.outer(np.arange(length), np.arange(bins)) / period
+    cos, sin = np.cos(angle), np.sin(angle)
+    columns = np.hstack([cos, -sin])
+    if not real_input:  # (a + ib)(cos - i sin) = a cos + b sin + i (b cos - a sin)
+        columns = np.vstack([columns, np.hstack([sin, cos])])
+    return tf.constant(columns, tf.float32)
+
+
 def _log_of_mel(magnitude: tf.Tensor, config: LogMelConfig, matrix: tf.Tensor | None) -> tf.Tensor:
     """``|STFT|`` ``[..., frames, bins]`` -> log-mel, mean-normalised if configured."""
     if matrix is None:
@@ -154,6 +220,10 @@ def _log_of_mel_energies(mel: tf.Tensor, config: LogMelConfig) -> tf.Tensor:
     return features
 
 
+# How the layer computes the spectrum: the same function in three op sets (see each function).
+TRANSFORMS = {"rfft": log_mel, "fft": log_mel_fft, "dft": log_mel_matmul}
+
+
 def frame_patches(features: tf.Tensor, config: LogMelConfig) -> tf.Tensor:
     """Log-mel ``[B, frames, mel]`` -> patches ``[B, patches, patch_frames, mel]`` (YAMNet)."""
     return tf.signal.frame(
@@ -166,23 +236,32 @@ class LogMelSpectrogram(keras.layers.Layer):
     """Keras layer: waveform ``[B, samples]`` -> log-mel ``[B, frames, mel_bins]``.
 
     Has no trainable weights; the mel matrix is a constant so that the layer serialises by
-    its config alone and TFLite folds it into a FULLY_CONNECTED op. ``dft_matmul=True``
-    computes the DFT as a matrix product (:func:`log_mel_matmul`; the exporter's choice).
+    its config alone and TFLite folds it into a FULLY_CONNECTED op. ``transform`` says how the
+    spectrum is computed (:data:`TRANSFORMS`): "rfft" (RFFT2D, for training), "fft" or "dft"
+    (the exporter's forms: :func:`log_mel_fft`, :func:`log_mel_matmul`). ``dft_matmul=True``
+    is the name "dft" had in checkpoints written before ``transform`` existed.
     """
 
     def __init__(
-        self, config: LogMelConfig | dict | None = None, dft_matmul: bool = False, **kwargs: Any
+        self,
+        config: LogMelConfig | dict | None = None,
+        transform: str = "rfft",
+        dft_matmul: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.config = (
             from_dict(LogMelConfig, config) if not isinstance(config, LogMelConfig) else config
         )
-        self.dft_matmul = dft_matmul
+        self.transform = "dft" if dft_matmul else transform
+        if self.transform not in TRANSFORMS:
+            raise ConfigError(
+                f"Unknown log-mel transform {transform!r}; expected one of {sorted(TRANSFORMS)}"
+            )
         self._matrix = mel_matrix(self.config)
 
     def call(self, waveform: tf.Tensor) -> tf.Tensor:
-        compute = log_mel_matmul if self.dft_matmul else log_mel
-        return compute(waveform, self.config, matrix=self._matrix)
+        return TRANSFORMS[self.transform](waveform, self.config, matrix=self._matrix)
 
     def compute_output_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
         samples = input_shape[-1]
@@ -190,8 +269,4 @@ class LogMelSpectrogram(keras.layers.Layer):
         return tf.TensorShape([input_shape[0], frames, self.config.mel_bins])
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "config": to_dict(self.config),
-            "dft_matmul": self.dft_matmul,
-        }
+        return {**super().get_config(), "config": to_dict(self.config), "transform": self.transform}

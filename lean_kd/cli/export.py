@@ -82,11 +82,11 @@ def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dft",
         choices=DFT_MODES,
-        default="rfft",
-        help="int8: the log-mel frontend's DFT as RFFT2D + COMPLEX_ABS (default: float, exact, "
-        "builtin kernels) or int8: a matrix product with int8 weights that XNNPACK runs as the "
-        "official YAMNet's frontend (faster; quantizes each frame to 8 bits, see "
-        "benchmarks/results/latency_profile.md)",
+        default="fft",
+        help="int8: the log-mel frontend's DFT as fft (default): two float FFT stages in matrix "
+        "products that XNNPACK runs (exact); rfft: RFFT2D + COMPLEX_ABS (exact, builtin kernels, "
+        "slower); int8: one matrix product with int8 weights, as the official YAMNet's frontend "
+        "(quantizes each frame to 8 bits; see benchmarks/results/latency_profile.md)",
     )
 
 

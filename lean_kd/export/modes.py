@@ -13,8 +13,11 @@ CALIBRATED_MODES = ("int8", "int16x8")
 # fused op in float32; auto (the default) = unrolled when XNNPACK's per-op copies of the
 # recurrent weights stay small (lean_tiny), else hybrid (LEAN).
 LSTM_MODES = ("auto", "unrolled", "hybrid", "int8", "float")
-# How the log-mel frontend's DFT is computed under int8: rfft (the default) = TFLite's float
-# RFFT2D + COMPLEX_ABS on the builtin kernels (exact); int8 = a matrix product with int8 weights
-# that XNNPACK runs as a dynamically quantized GEMM, as the official YAMNet's frontend (faster;
-# each frame is quantized to 8 bits on the fly, which lifts empty bands next to loud ones).
-DFT_MODES = ("rfft", "int8")
+# How the log-mel frontend's DFT is computed under int8: fft (the default) = the FFT as two float
+# matrix-product stages that XNNPACK runs (exact, lean_kd.audio.features.log_mel_fft); rfft =
+# TFLite's float RFFT2D + COMPLEX_ABS on the builtin kernels (exact, slower); int8 = one matrix
+# product with int8 weights that XNNPACK runs as a dynamically quantized GEMM, as the official
+# YAMNet's frontend (each frame is quantized to 8 bits on the fly, which lifts empty bands next
+# to loud ones).
+DFT_MODES = ("fft", "rfft", "int8")
+DFT_TRANSFORMS = {"fft": "fft", "rfft": "rfft", "int8": "dft"}  # -> LogMelSpectrogram.transform

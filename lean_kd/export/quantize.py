@@ -78,7 +78,7 @@ def check_mode(
     model: keras.Model,
     float_ops: tuple[str, ...] = (),
     lstm: str = "auto",
-    dft: str = "rfft",
+    dft: str = "fft",
 ) -> None:
     """Raise for an unknown mode, op name, LSTM or DFT mode, or for int16x8 with LSTM layers."""
     if quant not in QUANT_MODES:

@@ -5,8 +5,9 @@ in ops that XNNPACK runs (benchmarks/results/latency_profile.md):
 
 - LSTMs as a batched input projection and an unrolled recurrence
   (:mod:`lean_kd.export.unrolled_lstm`);
-- the log-mel frontend's DFT as a matrix product instead of RFFT2D + COMPLEX_ABS
-  (:func:`lean_kd.audio.features.log_mel_matmul`).
+- the log-mel frontend's DFT as matrix products instead of RFFT2D + COMPLEX_ABS: two float
+  FFT stages (:func:`lean_kd.audio.features.log_mel_fft`) or one DFT matrix that the exporter
+  gives int8 weights (:func:`lean_kd.audio.features.log_mel_matmul`).
 
 The model itself is left untouched: training and the Keras evaluation never see these forms.
 """
@@ -21,16 +22,17 @@ from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.export.unrolled_lstm import UnrolledLSTM, unrolled_layer
 
 
-def export_copy(model: keras.Model, *, unroll_lstms: bool, dft_matmul: bool) -> keras.Model:
-    """``model`` rebuilt with the chosen rewrites and its weights copied over."""
+def export_copy(model: keras.Model, *, unroll_lstms: bool, transform: str = "rfft") -> keras.Model:
+    """``model`` rebuilt with the chosen rewrites and its weights copied over: unrolled LSTMs,
+    and ``transform`` (:data:`lean_kd.audio.features.TRANSFORMS`) in every log-mel layer."""
 
     def copy_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         unrolled = unrolled_layer(layer) if unroll_lstms else None
         if unrolled is not None:
             return unrolled
         config = layer.get_config()
-        if dft_matmul and isinstance(layer, LogMelSpectrogram):
-            config["dft_matmul"] = True
+        if isinstance(layer, LogMelSpectrogram):
+            config["transform"] = transform
         return layer.__class__.from_config(config)
 
     with _quantization_scope(model):
@@ -54,11 +56,11 @@ def unrolled_layers(model: keras.Model) -> list[str]:
     return [m.name for m in model.submodules if isinstance(m, UnrolledLSTM)]
 
 
-def dft_scopes(model: keras.Model) -> list[str]:
-    """``<layer>/dft`` of each log-mel layer that computes its DFT as a matrix product: the
-    scope of the DFT's FULLY_CONNECTED ops in the converted graph."""
+def transform_scopes(model: keras.Model, transform: str) -> list[str]:
+    """``<layer>/<transform>`` of each log-mel layer computing its spectrum by ``transform``
+    ("dft" or "fft"): the scope of those ops in the converted graph."""
     return [
-        f"{m.name}/dft"
+        f"{m.name}/{transform}"
         for m in model.submodules
-        if isinstance(m, LogMelSpectrogram) and m.dft_matmul
+        if isinstance(m, LogMelSpectrogram) and m.transform == transform
     ]

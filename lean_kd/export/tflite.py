@@ -28,6 +28,7 @@ from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
 from lean_kd.export.hybrid_lstm import hybridize_fully_connected, hybridize_lstms
 from lean_kd.export.metadata import ModelInfo, add_metadata
+from lean_kd.export.modes import DFT_TRANSFORMS
 from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops
 from lean_kd.export.quantize import (
     CALIBRATED_MODES,
@@ -42,7 +43,7 @@ from lean_kd.export.quantize import (
     share_quantization_vectors,
 )
 from lean_kd.export.representative import INPUT_NAME, calibration_set, dataset_fn
-from lean_kd.export.rewrite import dft_scopes, export_copy, unrolled_layers
+from lean_kd.export.rewrite import export_copy, transform_scopes, unrolled_layers
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode, shorten_names
 from lean_kd.files import write_atomic
 from lean_kd.models.contract import ModelSpec, model_spec
@@ -93,7 +94,7 @@ def export_tflite(
     keep_frontend_float: bool = True,
     float_ops: tuple[str, ...] = (),
     lstm: str = "auto",
-    dft: str = "rfft",
+    dft: str = "fft",
     multi_label: bool | None = None,
     info: ModelInfo = ModelInfo(),
 ) -> ExportResult:
@@ -199,7 +200,7 @@ def convert(
     keep_frontend_float: bool = True,
     float_ops: tuple[str, ...] = (),
     lstm: str = "auto",
-    dft: str = "rfft",
+    dft: str = "fft",
     multi_label: bool = False,
 ) -> bytes:
     """The checked TFLite flatbuffer of ``model`` in mode ``quant`` (no metadata).
@@ -222,10 +223,11 @@ def convert(
     dataset = dataset_fn(calibration) if calibration else None
     configure(converter, quant, dataset)
     layers = frontend_layers(exported) if quant == "int8" and keep_frontend_float else []
-    recurrent, dft_ops = unrolled_layers(exported), dft_scopes(exported)
+    recurrent, dft_ops = unrolled_layers(exported), transform_scopes(exported, "dft")
+    fft_ops = transform_scopes(exported, "fft")  # float even when the frontend is quantized
     float_ops = int8_float_ops(model, tuple(float_ops), lstm) if quant == "int8" else ()
     flatbuffer = _run_converter(
-        converter, quant, dataset, layers=layers + recurrent, float_ops=float_ops
+        converter, quant, dataset, layers=layers + recurrent + fft_ops, float_ops=float_ops
     )
     if quant in CALIBRATED_MODES:
         flatbuffer, _ = repair_scales(flatbuffer)
@@ -241,12 +243,14 @@ def convert(
 
 def _exported_graph(model: keras.Model, *, quant: str, lstm: str, dft: str) -> keras.Model:
     """The model the converter sees: under int8, a copy with unrolled LSTMs (``lstm``
-    "unrolled") and a matrix-product DFT (``dft`` "int8"); otherwise ``model`` itself."""
+    "unrolled") and the DFT in matrix products (``dft`` "fft" or "int8"); otherwise
+    ``model`` itself."""
     unroll = quant == "int8" and lstm == "unrolled" and lstm_directions(model) > 0
-    dft_matmul = quant == "int8" and dft == "int8" and _log_mels(model)
-    if not (unroll or dft_matmul):
+    rewrite_dft = quant == "int8" and dft != "rfft" and _log_mels(model)
+    if not (unroll or rewrite_dft):
         return model
-    return export_copy(model, unroll_lstms=unroll, dft_matmul=dft_matmul)
+    transform = DFT_TRANSFORMS[dft] if rewrite_dft else "rfft"
+    return export_copy(model, unroll_lstms=unroll, transform=transform)
 
 
 def _log_mels(model: keras.Model) -> bool:

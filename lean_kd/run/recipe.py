@@ -97,7 +97,7 @@ class ExportSection:
     keep_frontend_float: bool = True  # int8: keep the log-mel frontend float
     float_ops: tuple[str, ...] = ()  # int8: TFLite op types to keep float
     lstm: str = "auto"  # int8: LSTMs unrolled, hybrid, int8 or float (auto: lean_kd.export.modes)
-    dft: str = "rfft"  # int8: the log-mel DFT by RFFT2D (float), or int8 (matrix product)
+    dft: str = "fft"  # int8: the log-mel DFT as float FFT matrix products, RFFT2D, or int8 DFT
     parity_windows: int = 32  # test windows for the Keras-vs-TFLite parity check
 
     def __post_init__(self) -> None:

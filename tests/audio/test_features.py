@@ -6,11 +6,13 @@ import pytest
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import (
     PANNS_PRESET,
+    TRANSFORMS,
     YAMNET_PRESET,
     LogMelSpectrogram,
     frame_patches,
     log_mel,
     log_mel_fast,
+    log_mel_fft,
     mel_matrix,
     preset,
 )
@@ -122,3 +124,48 @@ def test_log_mel_fast_equals_log_mel(config):
     assert fast[1, -1].max() == pytest.approx(np.log(config.log_offset))  # silent frames exact
     short = tf.constant(np.zeros([1, config.window_samples - 1], np.float32))
     assert log_mel_fast(short, config).shape[1] == 0  # (log_mel's RFFT refuses such an input)
+
+
+def _float64_log_mel(clips: np.ndarray, config: LogMelConfig) -> np.ndarray:
+    """The frontend's algorithm in float64 numpy: the reference both float32 forms approach."""
+    frames = np.lib.stride_tricks.sliding_window_view(
+        clips.astype(np.float64), config.window_samples, axis=-1
+    )[..., :: config.hop_samples, :]
+    n = np.arange(config.window_samples)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * n / config.window_samples)
+    magnitude = np.abs(np.fft.rfft(frames * window, n=config.fft_size))
+    return np.log(magnitude @ mel_matrix(config).numpy().astype(np.float64) + config.log_offset)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [YAMNET_PRESET, PANNS_PRESET, LogMelConfig(window_seconds=408 / 16000)],
+    ids=["yamnet", "panns", "window-padded-in-stage-1"],
+)
+def test_fft_in_matrix_products_is_as_exact_as_rfft(config):
+    rate = config.sample_rate
+    rng = np.random.default_rng(0)
+    t = np.arange(rate) / rate
+    clips = np.stack([
+        0.5 * np.sin(2 * np.pi * 440 * t),  # one bin loud, the rest at float32 rounding
+        np.concatenate([rng.uniform(-1, 1, rate // 2), np.zeros(rate - rate // 2)]),
+        1e-3 * rng.uniform(-1, 1, rate),  # quiet
+    ]).astype(np.float32)  # fmt: skip
+    reference = _float64_log_mel(clips, config)
+    fft = log_mel_fft(tf.constant(clips), config).numpy()
+    rfft = log_mel(tf.constant(clips), config).numpy()
+    assert fft.shape == rfft.shape
+    for i in range(len(clips)):  # per clip: as close to float64 as RFFT2D gets
+        rfft_error = np.abs(rfft[i] - reference[i]).max()
+        assert np.abs(fft[i] - reference[i]).max() <= 2 * rfft_error + 1e-5
+
+
+def test_layer_transforms():
+    x = tf.constant(tone(440)[None])
+    layers = {name: LogMelSpectrogram(YAMNET_PRESET, transform=name) for name in TRANSFORMS}
+    for layer in layers.values():
+        np.testing.assert_allclose(layer(x).numpy(), layers["rfft"](x).numpy(), atol=1e-2)
+        assert LogMelSpectrogram.from_config(layer.get_config()).transform == layer.transform
+    assert LogMelSpectrogram(YAMNET_PRESET, dft_matmul=True).transform == "dft"  # older configs
+    with pytest.raises(ConfigError, match="Unknown log-mel transform 'fourier'"):
+        LogMelSpectrogram(YAMNET_PRESET, transform="fourier")

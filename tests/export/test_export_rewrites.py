@@ -27,7 +27,7 @@ def _sequence_model(units: int = 5, steps: int = 6, features: int = 7) -> keras.
 
 def test_unrolled_copy_computes_the_keras_function():
     model = _sequence_model()
-    copy = export_copy(model, unroll_lstms=True, dft_matmul=False)
+    copy = export_copy(model, unroll_lstms=True)
     assert not any(isinstance(m, keras.layers.LSTM) for m in copy.submodules)
     x = np.random.default_rng(0).normal(size=(1, 6, 7)).astype(np.float32)
     np.testing.assert_allclose(copy(x).numpy(), model(x).numpy(), atol=1e-5)  # float rounding
@@ -37,7 +37,7 @@ def test_lstm_the_unrolled_form_cannot_reproduce_is_refused():
     x = keras.Input((4, 2), batch_size=1)
     model = keras.Model(x, keras.layers.LSTM(3, activation="relu", name="odd")(x))
     with pytest.raises(ExportError, match="'odd' cannot be exported unrolled; it needs activation"):
-        export_copy(model, unroll_lstms=True, dft_matmul=False)
+        export_copy(model, unroll_lstms=True)
 
 
 def test_auto_unrolls_only_small_recurrent_kernels():
@@ -62,13 +62,14 @@ def test_unrolled_int8_has_no_fused_lstm_no_loop_and_int8_weights(unrolled_int8)
         code: OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)]
         for code, c in enumerate(model.operatorCodes)
     }
-    weights = [
-        graph.tensors[op.inputs[1]]
-        for op in graph.operators
-        if names[op.opcodeIndex] == "FULLY_CONNECTED"
+    fully_connected = [op for op in graph.operators if names[op.opcodeIndex] == "FULLY_CONNECTED"]
+    float_outputs = [
+        graph.tensors[op.outputs[0]].name.decode()
+        for op in fully_connected
+        if graph.tensors[op.inputs[1]].type != schema.TensorType.INT8
     ]
-    float_weights = [list(w.shape) for w in weights if w.type != schema.TensorType.INT8]
-    assert len(weights) > 8 and float_weights == [[64, 257]]  # only the mel matrix
+    assert len(fully_connected) > 8 and float_outputs  # the recurrence's weights are int8
+    assert all("log_mel" in name for name in float_outputs), float_outputs  # FFT stages, mel
     assert not any(t.isVariable for t in graph.tensors)  # no state carried between invokes
 
 
@@ -134,7 +135,8 @@ def test_matmul_dft_log_mel_matches_the_fft_one():
 
 
 @pytest.mark.parametrize(
-    "dft, present, absent", [("int8", "FULLY_CONNECTED", "RFFT2D"), ("rfft", "RFFT2D", "")]
+    "dft, present, absent",
+    [("fft", "TRANSPOSE", "RFFT2D"), ("int8", "FULLY_CONNECTED", "RFFT2D"), ("rfft", "RFFT2D", "")],
 )
 def test_int8_dft_mode_chooses_the_frontend_ops(dft, present, absent):
     from lean_kd.export.tflite import convert
@@ -143,6 +145,42 @@ def test_int8_dft_mode_chooses_the_frontend_ops(dft, present, absent):
         convert(h.trained_model("plain"), quant="int8", calibration=h.calibration(), dft=dft)
     ).ops
     assert present in ops and (not absent or absent not in ops)
+
+
+def _fft_weights(flatbuffer: bytes) -> list[int]:
+    """Tensor types of the constants the ops of the log-mel layer's ``fft`` scope read."""
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(flatbuffer, 0))
+    graph = model.subgraphs[0]
+    types = []
+    for op in graph.operators:
+        if b"/fft/" not in graph.tensors[op.outputs[0]].name:
+            continue
+        for i in op.inputs:
+            if i >= 0 and model.buffers[graph.tensors[i].buffer].data is not None:
+                types.append(graph.tensors[i].type)
+    return types
+
+
+@pytest.mark.parametrize("keep_frontend_float", [True, False])
+def test_fft_frontend_stays_float_and_scores_match_keras(keep_frontend_float):
+    from lean_kd.export.tflite import convert
+
+    model = h.trained_model("plain")
+    flatbuffer = convert(
+        model, quant="int8", calibration=h.calibration(), dft="fft",
+        keep_frontend_float=keep_frontend_float,
+    )  # fmt: skip
+    types = _fft_weights(flatbuffer)
+    assert schema.TensorType.FLOAT32 in types  # stage matrices and twiddle factors
+    assert schema.TensorType.INT8 not in types and schema.TensorType.UINT8 not in types
+    if keep_frontend_float:  # then the FFT frontend is the only change from RFFT2D's export
+        rfft = convert(model, quant="int8", calibration=h.calibration(), dft="rfft")
+        for seed, peak_db in ((5, (-20.0, -3.0)), (6, (-45.0, -35.0))):  # normal and quiet
+            windows, _ = h.tone_windows(12, seed=seed, peak_db=peak_db)
+            expected = keras_scores(model, windows)
+            got, reference = tflite_scores(flatbuffer, windows), tflite_scores(rfft, windows)
+            h.assert_top1_agrees(expected, got, tolerance=0.05)
+            np.testing.assert_allclose(got, reference, atol=0.05)  # int8 rounding flips only
 
 
 def test_int8_dft_scores_match_keras():
