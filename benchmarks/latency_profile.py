@@ -38,13 +38,15 @@ from lean_kd.reporting.markdown import markdown_table
 from lean_kd_runtime.timing import load_model
 
 HERE = Path(__file__).resolve().parent
-EXPORTS = (  # (model, lstm, dft): the default (auto, rfft), the previous default, the options
-    ("lean", "auto", "rfft"),
-    ("lean", "auto", "int8"),
-    ("lean", "unrolled", "rfft"),
-    ("lean_tiny", "hybrid", "rfft"),
-    ("lean_tiny", "auto", "rfft"),
-    ("lean_tiny", "auto", "int8"),
+SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}
+EXPORTS = (  # (model, registry options, lstm, dft): the defaults (auto, fft) and the alternatives
+    ("lean", {}, "auto", "fft"),
+    ("lean", {}, "auto", "rfft"),
+    ("lean", {}, "auto", "int8"),
+    ("lean", SMALL_WAVE_ENCODER, "auto", "fft"),
+    ("lean", SMALL_WAVE_ENCODER, "hybrid", "fft"),
+    ("lean_tiny", {}, "auto", "fft"),
+    ("lean_tiny", {}, "auto", "int8"),
 )
 CLASSES = 10
 
@@ -58,11 +60,21 @@ def calibration(count: int = 50, seed: int = 0):
         yield (wave / np.abs(wave).max() * 10 ** rng.uniform(-2, 0)).astype(np.float32)[None]
 
 
-def export(name: str, lstm: str, dft: str, out: Path, *, again: bool) -> tuple[Path, str]:
-    """The int8 file of ``name`` in this export form (reused when present, unless ``again``)
-    and the LSTM form "auto" resolved to."""
-    path = out / f"{name}_int8_lstm-{lstm}_dft-{dft}.tflite"
-    model = registry.build(name, CLASSES)
+def model_label(name: str, options: dict) -> str:
+    """ "lean" or "lean 1 x BiLSTM(64)": the registry name and a non-default Wave Encoder."""
+    if not options:
+        return name
+    return f"{name} {options['lstm_layers']} x BiLSTM({options['lstm_units']})"
+
+
+def export(
+    name: str, options: dict, lstm: str, dft: str, out: Path, *, again: bool
+) -> tuple[Path, str]:
+    """The int8 file of ``name`` built with ``options`` in this export form (reused when
+    present, unless ``again``) and the LSTM form "auto" resolved to."""
+    stem = model_label(name, options).replace(" x BiLSTM(", "x").replace(")", "").replace(" ", "_")
+    path = out / f"{stem}_int8_lstm-{lstm}_dft-{dft}.tflite"
+    model = registry.build(name, CLASSES, **options)
     if path.exists() and not again:
         return path, resolve_lstm_mode(model, lstm)
     result = export_tflite(
@@ -134,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig(threads=threads, timing=TimingConfig(runs=args.runs), memory_repeats=3)
     load_before = os.getloadavg()
     rows, profiles, host = [], [], None
-    for name, lstm, dft in EXPORTS:
-        path, used = export(name, lstm, dft, args.out, again=args.export_again)
-        label = f"{name} int8, --lstm {lstm} ({used}), --dft {dft}"
+    for name, options, lstm, dft in EXPORTS:
+        path, used = export(name, options, lstm, dft, args.out, again=args.export_again)
+        label = f"{model_label(name, options)} int8, --lstm {lstm} ({used}), --dft {dft}"
         new_rows, host = bench_rows(path, label, baseline, config)
         mine, theirs = cpu_time_ratio(path, baseline, args.runs)
         new_rows.append(

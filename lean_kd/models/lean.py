@@ -39,10 +39,10 @@ log-mel instead (better when freezing YAMNet).
 
 The model is flat (YAMNet's layers are applied with :func:`backbone_features`), as tfmot's QAT
 needs, and its LSTMs keep Keras defaults so TFLite fuses them (convert with batch 1).
-``lean_tiny`` (YAMNet width 0.5, one BiLSTM(64)) cannot load the official weights (the shapes
-differ): it starts from random init and is meant to be distilled from a teacher. One LSTM layer
-instead of two: in int8 with hybrid LSTMs at one x86 thread, 0.90x the official YAMNet's
-latency instead of 1.04x (the LSTM steps run one after another; benchmarks/results/summary.md).
+``lean_tiny`` (YAMNet width 0.5, one BiLSTM(64)) starts from random init by default; with
+``pretrained`` its YAMNet branch starts from the official weights' strongest channels
+(:mod:`lean_kd.models.yamnet.narrow`), since no AudioSet weights exist at that width. One LSTM
+layer instead of two: the LSTM steps run one after another (benchmarks/results/summary.md).
 """
 
 from __future__ import annotations
@@ -111,12 +111,6 @@ class LEANConfig(PretrainedYAMNetOptions):
                 raise ConfigError(f"{name} must be an integer > 0, got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.use_yamnet and self.pretrained and self.yamnet_width != 1.0:
-            raise ConfigError(
-                f"Pretrained YAMNet weights need yamnet_width=1.0, got {self.yamnet_width}; "
-                "set pretrained=False (a narrow LEAN starts from random init and is meant to "
-                "be distilled)"
-            )
 
     @property
     def wave_encoder(self) -> WaveEncoderConfig:

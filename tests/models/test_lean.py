@@ -186,7 +186,6 @@ def test_frozen_yamnet_trains_only_the_rest(no_attention, tiny):
         ({"attention_direction": "left"}, "attention_direction must be one of"),
         ({"attention_heads": 0}, "attention_heads must be an integer > 0, got 0"),
         ({"projection_units": 1.5}, "projection_units must be an integer > 0"),
-        ({"pretrained": True, "yamnet_width": 0.5}, "need yamnet_width=1.0, got 0.5"),
         ({"yamnet_width": 0.0}, "width_multiplier must be in"),
         ({"yamnet_trainable": 15}, r"yamnet_trainable must be 'frozen', 'all' or .* got 15"),
         ({"yamnet_trainable": "some"}, "yamnet_trainable must be"),

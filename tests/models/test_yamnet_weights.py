@@ -1,5 +1,6 @@
 """Pretrained YAMNet weights: TFLite import, .h5 and SavedModel paths, bad files, resolution order."""
 
+import dataclasses
 import hashlib
 
 import h5py
@@ -291,3 +292,46 @@ def test_every_yamnet_layer_gets_weights_from_the_tflite(pretrained):
     layers = weighted_layers(pretrained)
     assert len(layers) == 55
     assert all(np.any(w.numpy()) for layer in layers.values() for w in layer.weights[:1])
+
+
+def test_narrowing_keeps_the_strongest_channels_and_their_inputs():
+    from lean_kd.models.yamnet.narrow import narrow_weights
+    from lean_kd.models.yamnet.network import conv_layer_names
+
+    rng = np.random.default_rng(0)
+    full = YAMNetConfig(include_head=False)
+    model = build_yamnet(full)
+    weights = {
+        name: [rng.normal(size=w.shape).astype(np.float32) for w in layer.weights]
+        for name, layer in weighted_layers(model).items()
+    }
+    for name in weights:  # batch norms: beta, mean, variance > 0
+        if name.endswith("/bn"):
+            weights[name][2] = np.abs(weights[name][2]) + 0.5
+    first = weights["layer1/conv"][0]
+    first[..., 5] *= 100  # the strongest filter of the first layer
+    narrow = build_yamnet(dataclasses.replace(full, width_multiplier=0.5))
+    widths = {n: layer.weights[0].shape[-1] for n, layer in weighted_layers(narrow).items()}
+    cut = narrow_weights(weights, widths)
+    for name, kind, _ in conv_layer_names():
+        assert cut[name][0].shape == tuple(weighted_layers(narrow)[name].weights[0].shape)
+    order = [  # the depthwise layer after it reads exactly the kept channels, in order
+        next(c for c in range(32) if np.array_equal(cut["layer1/conv"][0][..., i], first[..., c]))
+        for i in range(16)
+    ]
+    assert order == sorted(order) and 5 in order
+    np.testing.assert_array_equal(
+        cut["layer2/depthwise_conv"][0], weights["layer2/depthwise_conv"][0][:, :, order, :]
+    )
+    np.testing.assert_array_equal(cut["layer1/conv/bn"][2], weights["layer1/conv/bn"][2][order])
+    with pytest.raises(ModelError, match="layer1/conv: the narrow model wants 64 channels"):
+        narrow_weights(weights, {**widths, "layer1/conv": 64})
+
+
+def test_official_weights_load_into_a_narrow_backbone(yamnet_tflite):
+    narrow = build_yamnet(YAMNetConfig(include_head=False, width_multiplier=0.5))
+    load_yamnet_weights(narrow, yamnet_tflite)
+    kernel = narrow.get_layer("layer14/pointwise_conv").weights[0].numpy()
+    assert kernel.shape == (1, 1, 512, 512) and np.abs(kernel).sum() > 0
+    outputs = narrow(np.zeros([1, 15600], np.float32))
+    assert all(np.all(np.isfinite(v.numpy())) for v in outputs.values())

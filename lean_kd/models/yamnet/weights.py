@@ -23,7 +23,14 @@ import numpy as np
 
 from lean_kd._keras import keras, tf
 from lean_kd.errors import ModelError
-from lean_kd.models.yamnet.network import HEAD_NAME, YAMNetConfig, build_yamnet, weighted_layers
+from lean_kd.models.yamnet.narrow import narrow_weights
+from lean_kd.models.yamnet.network import (
+    HEAD_NAME,
+    YAMNetConfig,
+    build_yamnet,
+    conv_layer_names,
+    weighted_layers,
+)
 from lean_kd.models.yamnet.pretrained import resolve_yamnet_weights
 from lean_kd.models.yamnet.tflite_weights import Weights, read_tflite_weights
 
@@ -67,6 +74,11 @@ def load_yamnet_weights(model: keras.Model, source: str | Path | None = None) ->
         weights = match_named_weights(layers, _read_h5(Path(source)))
     else:
         weights = match_named_weights(layers, _read_saved_model(source))
+    widths = {name: layer.weights[0].shape[-1] for name, layer in layers.items()}
+    first = conv_layer_names()[0][0]
+    if first in weights and widths.get(first, 0) < weights[first][0].shape[-1]:
+        weights = narrow_weights(weights, widths)  # a width multiplier below 1
+        logger.info("Narrowed the YAMNet weights to the model's width (strongest channels)")
     assign_weights(model, weights, source=source)
     logger.info("Loaded YAMNet weights for %d layers from %s", len(layers), source)
     return source
