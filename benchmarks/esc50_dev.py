@@ -81,7 +81,7 @@ METHODS: dict[str, Student] = {
     "LEAN, KD + mixup (online teacher)": Student(
         (KD,), mixup_alpha=0.4, int8=True, int8_dfts=EVERY_DFT
     ),
-    "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(
+    "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(  # the options of lean_fast
         (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER, int8_dfts=EVERY_DFT
     ),
     "lean_tiny, KD": Student((KD,), model="lean_tiny", int8=True),

@@ -38,15 +38,15 @@ from lean_kd.reporting.markdown import markdown_table
 from lean_kd_runtime.timing import load_model
 
 HERE = Path(__file__).resolve().parent
-SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}
-EXPORTS = (  # (model, registry options, lstm, dft): the defaults (auto, fft) and the alternatives
-    ("lean", {}, "auto", "fft"),
-    ("lean", {}, "auto", "rfft"),
-    ("lean", {}, "auto", "int8"),
-    ("lean", SMALL_WAVE_ENCODER, "auto", "fft"),
-    ("lean", SMALL_WAVE_ENCODER, "hybrid", "fft"),
-    ("lean_tiny", {}, "auto", "fft"),
-    ("lean_tiny", {}, "auto", "int8"),
+EXPORTS = (  # (model, lstm, dft): the defaults (auto, fft) and the alternatives
+    ("lean", "auto", "fft"),
+    ("lean", "auto", "rfft"),
+    ("lean", "auto", "int8"),
+    ("lean_fast", "auto", "fft"),
+    ("lean_fast", "hybrid", "fft"),
+    ("lean_fast", "auto", "int8"),
+    ("lean_tiny", "auto", "fft"),
+    ("lean_tiny", "auto", "int8"),
 )
 CLASSES = 10
 
@@ -146,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig(threads=threads, timing=TimingConfig(runs=args.runs), memory_repeats=3)
     load_before = os.getloadavg()
     rows, profiles, host = [], [], None
-    for name, options, lstm, dft in EXPORTS:
-        path, used = export(name, options, lstm, dft, args.out, again=args.export_again)
-        label = f"{model_label(name, options)} int8, --lstm {lstm} ({used}), --dft {dft}"
+    for name, lstm, dft in EXPORTS:
+        path, used = export(name, lstm, dft, args.out, again=args.export_again)
+        label = f"{name} int8, --lstm {lstm} ({used}), --dft {dft}"
         new_rows, host = bench_rows(path, label, baseline, config)
         mine, theirs = cpu_time_ratio(path, baseline, args.runs)
         new_rows.append(
