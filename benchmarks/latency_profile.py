@@ -60,21 +60,11 @@ def calibration(count: int = 50, seed: int = 0):
         yield (wave / np.abs(wave).max() * 10 ** rng.uniform(-2, 0)).astype(np.float32)[None]
 
 
-def model_label(name: str, options: dict) -> str:
-    """ "lean" or "lean 1 x BiLSTM(64)": the registry name and a non-default Wave Encoder."""
-    if not options:
-        return name
-    return f"{name} {options['lstm_layers']} x BiLSTM({options['lstm_units']})"
-
-
-def export(
-    name: str, options: dict, lstm: str, dft: str, out: Path, *, again: bool
-) -> tuple[Path, str]:
-    """The int8 file of ``name`` built with ``options`` in this export form (reused when
-    present, unless ``again``) and the LSTM form "auto" resolved to."""
-    stem = model_label(name, options).replace(" x BiLSTM(", "x").replace(")", "").replace(" ", "_")
-    path = out / f"{stem}_int8_lstm-{lstm}_dft-{dft}.tflite"
-    model = registry.build(name, CLASSES, **options)
+def export(name: str, lstm: str, dft: str, out: Path, *, again: bool) -> tuple[Path, str]:
+    """The int8 file of ``name`` in this export form (reused when present, unless ``again``)
+    and the LSTM form "auto" resolved to."""
+    path = out / f"{name}_int8_lstm-{lstm}_dft-{dft}.tflite"
+    model = registry.build(name, CLASSES)
     if path.exists() and not again:
         return path, resolve_lstm_mode(model, lstm)
     result = export_tflite(

@@ -8,8 +8,8 @@ the batch norm's standard deviation (the size of the channel's normalised pre-ac
 unit of input), and the next layer reads only those channels: depthwise convolutions keep the
 channels they are fed, pointwise and full convolutions drop the input rows of removed channels.
 This is magnitude-based structured pruning used as an initialisation; the network is then
-trained (distilled) at its new width. The 521-class head is left out (narrow models have
-their own classifier).
+trained (distilled) at its new width. The 521-class head, when the weights have it, keeps
+the rows of the last layer's kept channels, so a narrow YAMNet still scores AudioSet classes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from lean_kd.errors import ModelError
-from lean_kd.models.yamnet.network import BATCHNORM_EPSILON, conv_layer_names
+from lean_kd.models.yamnet.network import BATCHNORM_EPSILON, HEAD_NAME, conv_layer_names
 from lean_kd.models.yamnet.tflite_weights import Weights
 
 
@@ -54,4 +54,7 @@ def narrow_weights(weights: Weights, widths: dict[str, int]) -> Weights:
         narrowed[layer] = [kernel]
         narrowed[f"{layer}/bn"] = [beta, mean, variance]
         kept = channels
+    if HEAD_NAME in weights:  # the head reads the last layer's kept channels
+        kernel, *bias = weights[HEAD_NAME]
+        narrowed[HEAD_NAME] = [kernel[kept], *bias]
     return narrowed

@@ -45,11 +45,6 @@ def pretrained_yamnet(
 ) -> keras.Model:
     """:func:`build_yamnet` with the official AudioSet weights loaded (see :func:`load_yamnet_weights`)."""
     config = config or YAMNetConfig()
-    if config.width_multiplier != 1.0:
-        raise ModelError(
-            f"Pretrained YAMNet weights exist only for width_multiplier=1.0, got {config.width_multiplier}: "
-            "the layer shapes differ"
-        )
     model = build_yamnet(config)
     load_yamnet_weights(model, weights)
     return model
