@@ -10,7 +10,7 @@ from lean_kd._keras import tf
 from lean_kd.audio.features import YAMNET_PRESET, log_mel
 from lean_kd.audio.io import load_audio
 from lean_kd.audio.windows import fix_length
-from lean_kd.errors import ConfigError, ModelError
+from lean_kd.errors import ConfigError
 from lean_kd.models.yamnet.class_map import load_class_map
 from lean_kd.models.yamnet.network import (
     YAMNetConfig,
