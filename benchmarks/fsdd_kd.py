@@ -26,6 +26,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,15 @@ def run_once(run_dir: Path, train: Any) -> dict[str, Any]:
     return json.loads(metrics_path.read_text())
 
 
-def student_recipe(base: Recipe, student: str, method: str, seed: int) -> Recipe:
-    setup = STUDENTS[student]
+def student_recipe(
+    base: Recipe,
+    student: str,
+    method: str,
+    seed: int,
+    *,
+    students: Mapping[str, Student] = STUDENTS,
+) -> Recipe:
+    setup = students[student]
     training = dataclasses.replace(base.training, seed=seed, epochs=setup.epochs)
     return dataclasses.replace(
         base, student=setup.model, loss=tuple(METHODS[method]), training=training

@@ -3,10 +3,11 @@
     python benchmarks/run_all.py [--runs benchmarks/runs/fsdd_kd] [--seed 0] [--rebench]
 
 Takes the Keras runs of ``benchmarks/fsdd_kd.py`` (``teacher/``, ``lean_kd_s0/``,
-``cnn_kd_s0/``; ``lean_tiny_kd_s0/`` is distilled here from the teacher cache with the FSDD
-recipe when missing), exports each to TFLite with ``lean_kd.export`` (int8 calibrated on the
-training split, as ``lean-kd export``, whose ``--lstm auto`` keeps LEAN's LSTMs hybrid and
-unrolls lean_tiny's; both also with integer LSTMs, whose kernel is much slower), scores it on
+``cnn_kd_s0/``; ``lean_tiny_kd_s0/`` and ``lean_fast_kd_s0/`` are distilled here from the
+teacher cache with the FSDD recipe's KD when missing), exports each to TFLite with
+``lean_kd.export`` (int8 calibrated on the training split, as ``lean-kd export``, whose
+``--lstm auto`` keeps LEAN's LSTMs hybrid and unrolls lean_fast's and lean_tiny's; also with
+integer LSTMs, whose kernel is much slower), scores it on
 the FSDD test split with ``lean_kd.evaluation`` and times it with ``lean_kd.bench`` at 1
 thread, interleaved with the official YAMNet TFLite in the same run, so load drift hits both
 alike and each ratio is a same-run ratio. Every step's output (``benchmarks/runs/run_all/``) is
@@ -19,7 +20,6 @@ Writes benchmarks/results/summary.md, latency_cdf.png, size_latency.png and map_
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from fsdd_kd import METHODS, RECIPE, RESULTS, SHARED_YAMNET, run_once
+from fsdd_kd import RECIPE, RESULTS, SHARED_YAMNET, Student, run_once, student_recipe
 from lean_kd.distill.teacher_cache import META_FILE
 from lean_kd.files import write_atomic
 from lean_kd.run import experiment
@@ -53,28 +53,33 @@ def cached_json(path: Path, compute: Callable[[], dict], *, refresh: bool = Fals
     return json.loads(path.read_text())
 
 
-LEAN_TINY_EPOCHS = 8  # random init; 4 epochs left it at 0.72 train accuracy
+EXTRA_STUDENTS: dict[str, Student] = {  # distilled here, with fsdd_kd's KD settings
+    "lean_tiny": Student(  # random init; 4 epochs left it at 0.72 train accuracy
+        ModelSection(name="lean_tiny"), epochs=8
+    ),
+    "lean_fast": Student(  # pretrained YAMNet branch: LEAN's settings
+        ModelSection(name="lean_fast", options={"pretrained": "if_available"}), epochs=3
+    ),
+}
 
 
-def lean_tiny_recipe(base: Recipe, seed: int) -> Recipe:
-    """The FSDD recipe with lean_tiny as the student, Hinton KD (as fsdd_kd's KD cells)."""
-    training = dataclasses.replace(base.training, seed=seed, epochs=LEAN_TINY_EPOCHS)
-    student = ModelSection(name="lean_tiny")
-    return dataclasses.replace(
-        base, student=student, loss=tuple(METHODS[KD_METHOD]), training=training
-    )
+def extra_recipe(base: Recipe, student: str, seed: int) -> Recipe:
+    """The FSDD recipe with one of :data:`EXTRA_STUDENTS`, Hinton KD (as fsdd_kd's KD cells)."""
+    return student_recipe(base, student, KD_METHOD, seed, students=EXTRA_STUDENTS)
 
 
-def ensure_lean_tiny(recipe: Recipe, runs: Path, seed: int) -> None:
-    """Distil lean_tiny from the teacher cache unless its run is finished (or the cache is not)."""
-    run_dir, cache_dir = runs / f"lean_tiny_kd_s{seed}", runs / "cache"
+def ensure_distilled(recipe: Recipe, runs: Path, student: str, seed: int) -> None:
+    """Distil ``student`` from the teacher cache unless its run is finished (or the cache is not)."""
+    run_dir, cache_dir = runs / f"{student}_kd_s{seed}", runs / "cache"
     if (run_dir / "metrics.json").exists():
         return
     if not (cache_dir / META_FILE).exists():
-        logger.warning("Teacher cache %s not finished: lean_tiny not trained this time", cache_dir)
+        logger.warning(
+            "Teacher cache %s not finished: %s not trained this time", cache_dir, student
+        )
         return
-    logger.info("Distilling lean_tiny into %s", run_dir)
-    variant = lean_tiny_recipe(recipe, seed)
+    logger.info("Distilling %s into %s", student, run_dir)
+    variant = extra_recipe(recipe, student, seed)
     run_once(run_dir, lambda: experiment.distill(variant, run_dir, cache_dir=cache_dir, verbose=2))
 
 
@@ -146,7 +151,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--block-runs", type=int, default=5, help="invokes per interleaved block")
     parser.add_argument("--calibration-count", type=int, default=200)
     parser.add_argument("--rebench", action="store_true", help="time every model again")
-    parser.add_argument("--no-train", action="store_true", help="do not distil lean_tiny")
+    parser.add_argument(
+        "--no-train", action="store_true", help="do not distil lean_tiny and lean_fast"
+    )
     return parser.parse_args(argv)
 
 
@@ -158,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ["LEAN_KD_YAMNET"] = str(SHARED_YAMNET)  # as fsdd_kd.py: the team's copy
     recipe = load_recipe(args.recipe)
     if not args.no_train:
-        ensure_lean_tiny(recipe, args.runs, args.seed)
+        for student in EXTRA_STUDENTS:
+            ensure_distilled(recipe, args.runs, student, args.seed)
     index = experiment.load_data(recipe)
     yamnet = args.yamnet if args.yamnet.is_file() else None
     skipped = (
