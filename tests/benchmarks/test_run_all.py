@@ -168,4 +168,7 @@ def test_summary_without_any_measured_model_says_so():
     }
     text = report.summary_text([], ["LEAN int8: run `x` not finished; not measured"], context)
     assert "- LEAN int8: run `x` not finished; not measured" in text
-    assert text.count("NOT MEASURED") == len(report.GOALS) and "Benchmarks finished between n/a and n/a" in text
+    assert (
+        text.count("NOT MEASURED") == len(report.GOALS)
+        and "Benchmarks finished between n/a and n/a" in text
+    )
