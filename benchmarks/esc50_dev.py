@@ -7,19 +7,25 @@ recipe ``models/recipes/esc50_dev.yaml``:
 
 - **probe**: the floor, a logistic regression on clip-pooled frozen-YAMNet outputs;
 - **teacher**: the recipe's teacher (frozen YAMNet, linear head fitted on every window);
-- with ``--students``: the rows of ``METHODS`` per seed: LEAN without KD and with each
-  distillation method from the teacher's cache; KD with mixup, where the teacher runs online on
-  the mixed clip (consistent teaching: a cache holds unmixed crops only); lean_tiny distilled.
-  Rows marked ``int8`` are also exported as int8 TFLite and scored from the file.
+- with ``--students``: the student rows of ``METHODS`` per seed. By default the rows the goals
+  name (``GOAL_METHODS``: LEAN without KD; LEAN taught by KD with mixup, the teacher online on
+  the mixed clip, since a cache holds unmixed crops only; lean_tiny the same way); the others
+  (KD from the teacher's cache, clip targets, PKT, mixup alone, a smaller Wave Encoder,
+  lean_tiny from random init) are ablations, trained when named in ``--methods``. Rows marked
+  ``int8`` are also exported as int8 TFLite (log-mel DFT forms: ``--dfts``) and scored from
+  the file.
 
 The probe and the linear-head teacher have no random part (a convex fit on fixed features): their
-spread is over folds only, and they run once per fold. Students run per seed.
+spread is over folds only, and they run once per fold. Students run per seed, ``--jobs`` at a
+time, each in a fresh process.
 
     python benchmarks/esc50_dev.py [--out benchmarks/runs/esc50_dev] [--seeds 0 1 2] [--students]
-        [--methods "LEAN, KD" ...] [--folds 1 2]
+        [--methods "LEAN, KD" ...] [--folds 1 2] [--jobs 2] [--dfts fft rfft int8] [--fresh]
 
 Finished runs (their ``metrics.json``) are reused, so an interrupted benchmark resumes. Writes
-benchmarks/results/esc50_dev.md (the table) and esc50_dev.json (every run).
+benchmarks/results/esc50_dev.md (the table) and esc50_dev.json (every run). Rows of the
+earlier esc50_dev.json that this invocation did not run stay in the table (the header counts
+them), so a rerun of the goal rows keeps the ablations; ``--fresh`` drops them.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from lean_kd.files import write_atomic
 from lean_kd.probe import run_probe, yamnet_backbone
 from lean_kd.run import experiment
 from lean_kd.run.recipe import Recipe, load_recipe
+from processes import map_in_processes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -62,7 +69,6 @@ class Student:
     mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
     int8: bool = False  # also export int8 TFLite and evaluate it
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
-    int8_dfts: tuple[str, ...] = ("fft",)  # int8 files: the log-mel DFT modes to export
 
 
 SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}  # LEAN at <= 2x YAMNet's latency
@@ -70,6 +76,7 @@ SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}  # LEAN at <= 2x YAMNe
 NARROWED_PRETRAINED = {"pretrained": "if_available", "yamnet_mean_normalize": False}
 DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
 EVERY_DFT = ("fft", "rfft", "int8")  # the export's default first
+TEACHER_ROW = "teacher (frozen YAMNet, window head)"
 
 
 METHODS: dict[str, Student] = {
@@ -78,17 +85,22 @@ METHODS: dict[str, Student] = {
     "LEAN, KD on clip targets": Student((KD,), targets="clip"),
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
-    "LEAN, KD + mixup (online teacher)": Student(
-        (KD,), mixup_alpha=0.4, int8=True, int8_dfts=EVERY_DFT
-    ),
+    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
     "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(  # the options of lean_fast
-        (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER, int8_dfts=EVERY_DFT
+        (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER
     ),
     "lean_tiny, KD": Student((KD,), model="lean_tiny", int8=True),
     "lean_tiny from narrowed pretrained YAMNet, KD + mixup (online teacher)": Student(
         (KD,), model="lean_tiny", mixup_alpha=0.4, int8=True, options=NARROWED_PRETRAINED
     ),
 }
+# The rows the issue's goals name (floor and teacher always run): trained by default; the
+# others are ablations, trained when named in --methods.
+GOAL_METHODS = (
+    "LEAN, no KD",
+    "LEAN, KD + mixup (online teacher)",
+    "lean_tiny from narrowed pretrained YAMNet, KD + mixup (online teacher)",
+)
 logger = logging.getLogger("esc50_dev")
 
 
@@ -110,61 +122,89 @@ def finished(run_dir: Path, work: Callable[[], Any]) -> dict[str, Any]:
     return json.loads(metrics_path.read_text())
 
 
-def fold_runs(
-    base: Recipe, out: Path, fold: int, seeds: list[int], students: bool, methods: list[str]
-) -> list[dict]:
-    """Every run of one test fold: probe, teacher, then (optionally) the students per seed.
-
-    Student methods outside ``methods`` are not trained, but their finished runs are reported."""
+def fold_baselines(base: Recipe, out: Path, fold: int) -> list[dict[str, Any]]:
+    """The probe and teacher rows of one test fold (run in this process: no random part)."""
     recipe = fold_recipe(base, fold)
     index = experiment.load_data(recipe)
     folder = out / f"fold{fold}"
-    rows = [
-        _row(
-            "probe (floor)",
-            fold,
-            None,
-            finished(
-                folder / "probe",
-                lambda: run_probe(
-                    index,
-                    folder / "probe",
-                    backbone=yamnet_backbone(),
-                    settings=recipe.probe,
-                    cache_dir=out / "window_outputs",
-                ),
-            ),
-        ),  # fmt: skip
-        _row(
-            "teacher (frozen YAMNet, window head)",
-            fold,
-            None,
-            finished(
-                folder / "teacher", lambda: experiment.train(recipe, folder / "teacher", verbose=0)
-            ),
-            folder / "teacher" / "best.keras",
-        ),  # fmt: skip
+    probe = finished(
+        folder / "probe",
+        lambda: run_probe(
+            index, folder / "probe", backbone=yamnet_backbone(), settings=recipe.probe,
+            cache_dir=out / "window_outputs",
+        ),
+    )  # fmt: skip
+    teacher = finished(
+        folder / "teacher", lambda: experiment.train(recipe, folder / "teacher", verbose=0)
+    )
+    return [
+        _row("probe (floor)", fold, None, probe),
+        _row(TEACHER_ROW, fold, None, teacher, folder / "teacher" / "best.keras"),
     ]
-    if not students:
-        return rows
-    cache = folder / "cache"
-    if not (cache / META_FILE).exists():
-        experiment.cache_teacher(recipe, folder / "teacher" / "best.keras", cache, progress=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentRun:
+    """One student row of one fold and seed, and where it lives."""
+
+    method: str
+    fold: int
+    seed: int
+    run_dir: Path
+    recipe: Recipe
+    teacher: Path  # the fold's teacher (online, for mixup) or its cache's source
+    cache: Path | None  # the teacher cache to distil from; None: the teacher runs online
+
+    def done(self, dfts: tuple[str, ...]) -> bool:
+        paths = [self.run_dir / "metrics.json"]
+        if METHODS[self.method].int8:
+            paths += [self.run_dir / f"int8_dft-{dft}" / "metrics.json" for dft in dfts]
+        return all(path.exists() for path in paths)
+
+
+def student_runs(
+    base: Recipe, out: Path, fold: int, seeds: list[int], methods: list[str], dfts: tuple[str, ...]
+) -> list[StudentRun]:
+    """The student runs of one fold to train (in ``methods``) or report (finished), seed-major.
+
+    Builds the fold's teacher cache first when a cached method is to be trained."""
+    folder = out / f"fold{fold}"
+    runs = []
     for seed in seeds:
         for method, student in METHODS.items():
             run_dir = folder / f"{run_name(method)}_s{seed}"
             if method not in methods and not (run_dir / "metrics.json").exists():
                 continue
-            teach = student_recipe(fold_recipe(base, fold, seed), student)
-            online = folder / "teacher" / "best.keras" if student.mixup_alpha else None
-            metrics = finished(run_dir, lambda: experiment.distill(
-                teach, run_dir, cache_dir=None if online else cache, teacher_path=online, verbose=2
-            ))  # fmt: skip
-            rows.append(_row(method, fold, seed, metrics, run_dir / "best.keras"))
-            for dft in student.int8_dfts if student.int8 else ():
-                int8 = finished_int8(run_dir, teach, index, dft)
-                name = f"{method}, int8 TFLite{DFT_NAMES[dft]}"
-                rows.append(_row(name, fold, seed, int8, run_dir / "best.keras"))
+            online = bool(student.mixup_alpha)
+            run = StudentRun(
+                method, fold, seed, run_dir, student_recipe(fold_recipe(base, fold, seed), student),
+                folder / "teacher" / "best.keras", None if online else folder / "cache",
+            )  # fmt: skip
+            runs.append(run)
+            to_train = method in methods and not run.done(dfts)
+            if run.cache and to_train and not (run.cache / META_FILE).exists():
+                experiment.cache_teacher(run.recipe, run.teacher, run.cache, progress=False)
+    return runs
+
+
+def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Train (when not finished) and score one student run; its row and its int8 rows.
+
+    Runs in a worker process when there is work to do (``map_in_processes``)."""
+    metrics = finished(run.run_dir, lambda: experiment.distill(
+        run.recipe, run.run_dir, cache_dir=run.cache,
+        teacher_path=None if run.cache else run.teacher, verbose=2,
+    ))  # fmt: skip
+    checkpoint = run.run_dir / "best.keras"
+    rows = [_row(run.method, run.fold, run.seed, metrics, checkpoint)]
+    if METHODS[run.method].int8:
+        index = experiment.load_data(run.recipe)
+        done = {d for d in EVERY_DFT if (run.run_dir / f"int8_dft-{d}" / "metrics.json").exists()}
+        exported = [d for d in EVERY_DFT if d in dfts or d in done]
+        for dft in exported:
+            int8 = finished_int8(run.run_dir, run.recipe, index, dft)
+            name = f"{run.method}, int8 TFLite{DFT_NAMES[dft]}"
+            rows.append(_row(name, run.fold, run.seed, int8, checkpoint))
     return rows
 
 
@@ -224,13 +264,26 @@ def _row(
     }  # fmt: skip
 
 
-def macs_per_window(checkpoint: str | None) -> str:
-    """Multiply-accumulates of one 1 s window of the Keras model (the int8 file runs the same ops)."""
-    if checkpoint is None:
-        return "—"
-    from lean_kd.models.macs import count_macs
+def macs_per_window(rows: list[dict[str, Any]]) -> str:
+    """Multiply-accumulates of one 1 s window of the rows' Keras model (the int8 file runs the
+    same ops): kept in the rows once counted, since the runs' checkpoints may be gone later."""
+    macs = next((r["macs"] for r in rows if r.get("macs")), None)
+    checkpoint = next((r["checkpoint"] for r in rows if r["checkpoint"]), None)
+    if macs is None and checkpoint and Path(checkpoint).exists():
+        from lean_kd.models.macs import count_macs
 
-    return f"{count_macs(experiment.load_model(checkpoint)) / 1e6:.0f} M"
+        macs = count_macs(experiment.load_model(checkpoint))
+    for row in rows:
+        row["macs"] = macs
+    return f"{macs / 1e6:.0f} M" if macs else "—"
+
+
+def row_order(model: str) -> int:
+    """Table order: floor, teacher, then ``METHODS`` each followed by its int8 rows."""
+    names = ["probe (floor)", TEACHER_ROW]
+    for method in METHODS:
+        names += [method, *(f"{method}, int8 TFLite{DFT_NAMES[d]}" for d in EVERY_DFT)]
+    return names.index(model) if model in names else len(names)
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
@@ -239,7 +292,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         "| model | runs | test accuracy | test mAP | parameters | MACs per 1 s | file | wall s per run |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for model in dict.fromkeys(r["model"] for r in rows):
+    for model in sorted(dict.fromkeys(r["model"] for r in rows), key=row_order):
         mine = [r for r in rows if r["model"] == model]
         acc, ap = (np.array([r[k] for r in mine]) for k in ("accuracy", "map"))
         ddof = 1 if len(mine) > 1 else 0
@@ -250,7 +303,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {model} | {len(mine)} | {acc.mean():.3f} ± {acc.std(ddof=ddof):.3f} | "
             f"{ap.mean():.3f} ± {ap.std(ddof=ddof):.3f} | {params} | "
-            f"{macs_per_window(mine[0].get('checkpoint'))} | {size} | {wall} |"
+            f"{macs_per_window(mine)} | {size} | {wall} |"
         )
     return lines
 
@@ -260,16 +313,37 @@ def total_minutes(rows: list[dict[str, Any]]) -> float:
     return sum(r["wall_seconds"] or 0 for r in rows) / 60
 
 
-def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, seconds: float) -> None:
+def with_earlier_rows(rows: list[dict[str, Any]], path: Path) -> tuple[list[dict[str, Any]], int]:
+    """``rows`` plus the rows of ``path`` (an earlier invocation's JSON) that no run of this
+    invocation replaced (same model, fold and seed): ablations whose runs are not here stay
+    in the table. Returns the rows and how many came from ``path``."""
+    if not path.exists():
+        return rows, 0
+    mine = {(r["model"], r["fold"], r["seed"]) for r in rows}
+    earlier = json.loads(path.read_text())["runs"]
+    kept = [r for r in earlier if (r["model"], r["fold"], r["seed"]) not in mine]
+    return rows + kept, len(kept)
+
+
+def write_results(
+    rows: list[dict[str, Any]], args: argparse.Namespace, seconds: float, kept: int
+) -> None:
     RESULTS.mkdir(exist_ok=True)
-    name = "esc50_dev" if sorted(args.folds) == list(FOLDS) else "esc50_dev_partial"
+    name = results_name(args.folds)
     command = " ".join(["python benchmarks/esc50_dev.py", *sys.argv[1:]])
+    earlier = (
+        f"{kept} of the {len(rows)} runs are earlier invocations' (their rows kept from "
+        f"{name}.json: rows this invocation did not run)."
+        if kept
+        else "Every run is this invocation's or was reused from its --out folder."
+    )
     header = [
         "# ESC-50 dev set: 4-fold cross-validation, few clips per class",
         "",
         f"Written by `{command}`; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; this invocation {seconds / 60:.1f} min (finished runs reused); "
-        f"the runs' own wall times add up to {total_minutes(rows):.0f} min.",
+        f"{os.cpu_count()} cores; this invocation {seconds / 60:.1f} min with {args.jobs} student "
+        f"run(s) at a time (finished runs reused); the runs' own wall times add up to "
+        f"{total_minutes(rows):.0f} min. {earlier}",
         "Test fold k, training on the other three folds (15 % of their source recordings held",
         "out for validation); mean ± sample std over folds (and seeds for the students).",
         "The probe and the linear-head teacher have no random part: one run per fold. Students",
@@ -278,9 +352,14 @@ def write_results(rows: list[dict[str, Any]], args: argparse.Namespace, seconds:
         "",
     ]
     text = "\n".join(header + table(rows)) + "\n"
+    rows = sorted(rows, key=lambda r: (row_order(r["model"]), r["fold"], r["seed"] or 0))
     write_atomic(RESULTS / f"{name}.md", text)
     write_atomic(RESULTS / f"{name}.json", json.dumps({"runs": rows}, indent=1))
     print(text)
+
+
+def results_name(folds: list[int]) -> str:
+    return "esc50_dev" if sorted(folds) == list(FOLDS) else "esc50_dev_partial"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,8 +374,19 @@ def main(argv: list[str] | None = None) -> int:
         help="test folds to run (a subset writes esc50_dev_partial.md instead of the table)",
     )  # fmt: skip
     parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
-        help="student rows to train (finished runs of the others are still reported)",
+        "--methods", nargs="+", default=list(GOAL_METHODS), choices=list(METHODS),
+        metavar="METHOD",
+        help="student rows to train (default: the rows the goals name; finished runs of the "
+        "others are still reported)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dfts", nargs="+", default=["fft"], choices=EVERY_DFT,
+        help="log-mel DFT forms of the int8 exports (default: the export's default, fft)",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=2, help="student runs at a time (default 2)")
+    parser.add_argument(
+        "--fresh", action="store_true",
+        help="table only this invocation's runs (default: also keep rows of earlier ones)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -307,13 +397,26 @@ def main(argv: list[str] | None = None) -> int:
     if weights.is_file():  # the team's copy of the official file; else the user's cache
         os.environ.setdefault("LEAN_KD_YAMNET", str(weights))
     base = load_recipe(args.recipe, data={"root": str(args.data)})
+    dfts = tuple(args.dfts)
     start = time.perf_counter()
-    rows = [
-        r
-        for fold in args.folds
-        for r in fold_runs(base, args.out, fold, args.seeds, args.students, args.methods)
-    ]
-    write_results(rows, args, time.perf_counter() - start)
+    rows = [r for fold in args.folds for r in fold_baselines(base, args.out, fold)]
+    runs = [
+        run
+        for fold in args.folds if args.students
+        for run in student_runs(base, args.out, fold, args.seeds, args.methods, dfts)
+    ]  # fmt: skip
+    to_train = [run for run in runs if run.method in args.methods and not run.done(dfts)]
+    trained = map_in_processes(
+        student_rows, [(run, dfts) for run in to_train], args.jobs,
+        announce=[f"== {run.run_dir}" for run in to_train],
+    )  # fmt: skip
+    results = {run.run_dir: run_rows for run, run_rows in zip(to_train, trained)}
+    for run in runs:  # finished runs (and unselected ones) are read here, not in a worker
+        rows += results.get(run.run_dir) or student_rows(run, ())
+    kept = 0
+    if not args.fresh:
+        rows, kept = with_earlier_rows(rows, RESULTS / f"{results_name(args.folds)}.json")
+    write_results(rows, args, time.perf_counter() - start, kept)
     return 0
 
 

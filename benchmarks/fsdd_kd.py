@@ -9,18 +9,15 @@ seeds, all from the cache. Every run goes through ``lean_kd.run.experiment`` (th
     python benchmarks/fsdd_kd.py [--out benchmarks/runs/fsdd_kd] [--seeds 0 1 2] [--jobs 2]
 
 Finished runs (their ``metrics.json``) are reused, so an interrupted benchmark resumes.
-Student runs go ``--jobs`` at a time, each in a fresh process: one TensorFlow training keeps
-about 1.45 of the 2 cores busy (the LSTM steps are sequential), two keep both busy.
+Student runs go ``--jobs`` at a time, each in a fresh process (``processes.py``).
 Writes benchmarks/results/fsdd_kd.md (the table) and fsdd_kd.json (every run).
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import json
-import multiprocessing
 import os
 import platform
 import shlex
@@ -36,6 +33,7 @@ from lean_kd.distill.teacher_cache import META_FILE
 from lean_kd.files import write_atomic
 from lean_kd.run import experiment
 from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
+from processes import map_in_processes
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -211,19 +209,17 @@ def main() -> None:
         for cell in cells
     }
     reused += sum((d / "metrics.json").exists() for d in run_dirs.values())
-    context = multiprocessing.get_context("spawn")  # a fresh TensorFlow per run
-    with concurrent.futures.ProcessPoolExecutor(
-        args.jobs, mp_context=context, max_tasks_per_child=1
-    ) as pool:
-        futures = {}
-        for cell in cells:
-            print(f"== {cell[0]} / {cell[1]} / seed {cell[2]} -> {run_dirs[cell]}", flush=True)
-            futures[cell] = pool.submit(
-                distill_run, run_dirs[cell], student_recipe(recipe, *cell), cache_dir
-            )
-        runs: dict[tuple[str, str], list[dict]] = {}
-        for (student, method, _), future in futures.items():
-            runs.setdefault((student, method), []).append(future.result())
+    results = map_in_processes(
+        distill_run,
+        [(run_dirs[cell], student_recipe(recipe, *cell), cache_dir) for cell in cells],
+        args.jobs,
+        announce=[
+            f"== {s} / {m} / seed {seed} -> {run_dirs[(s, m, seed)]}" for s, m, seed in cells
+        ],
+    )
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for (student, method, _), result in zip(cells, results):
+        runs.setdefault((student, method), []).append(result)
     text = write_results(teacher, runs, args, time.perf_counter() - start, recipe, reused)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.results, text)

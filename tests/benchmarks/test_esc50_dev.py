@@ -1,0 +1,76 @@
+"""benchmarks/esc50_dev.py bookkeeping (no training): table order, kept rows, MACs, parallel runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import esc50_dev
+from processes import map_in_processes
+
+
+def row(model, fold, seed, accuracy=0.5, **extra):
+    return {
+        "model": model, "fold": fold, "seed": seed, "accuracy": accuracy, "map": 0.6,
+        "wall_seconds": 10.0, "parameters": 5, "size_bytes": None, "checkpoint": None, **extra,
+    }  # fmt: skip
+
+
+def test_earlier_rows_are_kept_unless_this_invocation_ran_the_same_model_fold_and_seed(tmp_path):
+    earlier = [row("LEAN, no KD", 1, 0, 0.1), row("LEAN, no KD", 1, 1, 0.2), row("LEAN, KD", 1, 0)]
+    path = tmp_path / "esc50_dev.json"
+    path.write_text(json.dumps({"runs": earlier}))
+    now = [row("LEAN, no KD", 1, 0, 0.9)]
+    rows, kept = esc50_dev.with_earlier_rows(now, path)
+    assert kept == 2
+    assert sorted((r["model"], r["seed"], r["accuracy"]) for r in rows) == [
+        ("LEAN, KD", 0, 0.5), ("LEAN, no KD", 0, 0.9), ("LEAN, no KD", 1, 0.2),
+    ]  # fmt: skip
+    assert esc50_dev.with_earlier_rows(now, tmp_path / "absent.json") == (now, 0)
+
+
+def test_table_orders_floor_teacher_then_each_method_with_its_int8_rows():
+    method = "LEAN, KD + mixup (online teacher)"
+    rows = [
+        row(f"{method}, int8 TFLite", 1, 0),
+        row("unknown row", 1, 0),
+        row(method, 1, 0),
+        row("LEAN, no KD", 1, 0),
+        row(esc50_dev.TEACHER_ROW, 1, None, macs=140e6),
+        row("probe (floor)", 1, None),
+    ]
+    names = [line.split(" | ")[0].lstrip("| ") for line in esc50_dev.table(rows)[2:]]
+    assert names == [
+        "probe (floor)", esc50_dev.TEACHER_ROW, "LEAN, no KD", method,
+        f"{method}, int8 TFLite", "unknown row",
+    ]  # fmt: skip
+
+
+def test_macs_come_from_the_rows_when_their_checkpoints_are_gone():
+    rows = [row("LEAN, KD", 1, 0, checkpoint="/gone/best.keras"), row("LEAN, KD", 2, 0, macs=121e6)]
+    assert esc50_dev.macs_per_window(rows) == "121 M"
+    assert all(r["macs"] == 121e6 for r in rows)  # kept for the JSON
+    assert esc50_dev.macs_per_window([row("probe (floor)", 1, None)]) == "—"
+
+
+def test_goal_methods_are_student_rows_and_the_default_of_methods():
+    assert set(esc50_dev.GOAL_METHODS) <= set(esc50_dev.METHODS)
+    assert all(esc50_dev.METHODS[m].int8 for m in esc50_dev.GOAL_METHODS[1:])
+
+
+def test_a_student_run_is_done_only_with_its_metrics_and_every_int8_form(tmp_path):
+    method = "LEAN, KD + mixup (online teacher)"
+    run = esc50_dev.StudentRun(method, 1, 0, tmp_path, None, tmp_path / "teacher", None)
+    assert not run.done(("fft",))
+    (tmp_path / "metrics.json").write_text("{}")
+    assert not run.done(("fft",))
+    (tmp_path / "int8_dft-fft").mkdir()
+    (tmp_path / "int8_dft-fft" / "metrics.json").write_text("{}")
+    assert run.done(("fft",)) and not run.done(("fft", "rfft"))
+
+
+def test_map_in_processes_keeps_the_order_of_the_calls():
+    assert map_in_processes(math.pow, [(2, 3), (3, 2), (10, 0)], jobs=2) == [8.0, 9.0, 1.0]
