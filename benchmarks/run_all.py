@@ -88,13 +88,20 @@ def export_candidate(checkpoint: Path, cand: Candidate, out: Path, index, count:
     from lean_kd.export.checkpoint import export_checkpoint
 
     result = export_checkpoint(
-        checkpoint, quant=cand.quant, lstm=cand.lstm, out=out, index=index, calibration_count=count
+        checkpoint,
+        quant=cand.quant,
+        lstm=cand.lstm,
+        dft=cand.dft,
+        out=out,
+        index=index,
+        calibration_count=count,
     )
     return {
         "checkpoint": str(checkpoint),
         "path": str(result.path),
         "quant": result.quant,
         "lstm": result.lstm,
+        "dft": result.dft,
         "size_bytes": result.size_bytes,
         "ops": result.summary.format(),
         "calibration_count": result.calibration_count,

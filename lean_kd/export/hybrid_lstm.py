@@ -12,9 +12,11 @@ kept float (denylisted in :func:`lean_kd.export.quantize.int8_with_float_parts`)
 does: symmetric per-tensor int8 (scale = max |w| / 127, zero point 0), biases, states and
 layer-norm coefficients float, ``asymmetric_quantize_inputs`` on.
 
-:func:`hybridize_fully_connected` does the same for chosen float FULLY_CONNECTED ops (the
-unrolled LSTMs of :mod:`lean_kd.export.unrolled_lstm`), per output channel as the converter's
-dynamic-range mode stores them; XNNPACK runs such an op as a dynamically quantized int8 GEMM.
+:func:`hybridize_weights` does the same for float FULLY_CONNECTED and CONV_2D ops (the
+unrolled LSTMs of :mod:`lean_kd.export.unrolled_lstm`, the int8 DFT, the whole trunk of a
+``dynamic`` export), per output channel as the converter's dynamic-range mode stores them;
+XNNPACK runs such an op as a dynamically quantized int8 GEMM (each input row quantized on
+the fly), the form of the official YAMNet file.
 """
 
 from __future__ import annotations
@@ -132,18 +134,40 @@ def _name(tensor: schema.TensorT) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def hybridize_fully_connected(model: bytes, outputs: set[str]) -> tuple[bytes, int]:
-    """``model`` with the float weights of the FULLY_CONNECTED ops that write one of the tensors
-    named in ``outputs`` stored as per-channel symmetric int8; returns it and the op count."""
+WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D")  # ops XNNPACK runs with int8 weights, float data
+# Smaller weights stay float, as in TFLite's dynamic-range quantizer: such ops (YAMNet's first
+# convs, 1 and 16 input channels) have too few products per input value for quantizing the
+# input on the fly to pay (the first conv: 3 GMAC/s with int8 weights).
+MIN_INT8_WEIGHTS = 1024
+
+
+def hybridize_weights(
+    model: bytes, *, outputs: set[str] | None = None, keep_float: set[str] = frozenset()
+) -> tuple[bytes, int]:
+    """``model`` with the constant float weights of its FULLY_CONNECTED and CONV_2D ops stored
+    as per-channel symmetric int8; returns it and the op count.
+
+    ``outputs``: only the ops that write one of these tensor names (all when None);
+    ``keep_float``: ops writing one of these stay float, as do weights of fewer than
+    :data:`MIN_INT8_WEIGHTS` values. DEPTHWISE_CONV_2D is left float:
+    XNNPACK has no kernel for it with int8 weights and float data (it would fall back to the
+    builtin kernel), and its weights are small."""
     unpacked, chosen = _ops_where(
         model,
         lambda name, op, tensors: (
-            name == "FULLY_CONNECTED"
-            and _name(tensors[op.outputs[0]]) in outputs
+            name in WEIGHT_OPS
+            and (outputs is None or _name(tensors[op.outputs[0]]) in outputs)
+            and _name(tensors[op.outputs[0]]) not in keep_float
             and tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
         ),
     )
     graph = unpacked.subgraphs[0]
+    chosen = [
+        op
+        for op in chosen
+        if _is_constant(graph.tensors[op.inputs[1]], unpacked.buffers)
+        and np.prod(graph.tensors[op.inputs[1]].shape) >= MIN_INT8_WEIGHTS
+    ]
     if not chosen:
         return model, 0
     weights = {op.inputs[1] for op in chosen}
@@ -152,9 +176,15 @@ def hybridize_fully_connected(model: bytes, outputs: set[str]) -> tuple[bytes, i
     for index in sorted(weights):
         _quantize_rows(graph.tensors[index], unpacked.buffers, done)
     for op in chosen:
-        op.builtinOptions.asymmetricQuantizeInputs = True
-    logger.info("Hybrid FULLY_CONNECTED: %d op(s) with int8 weights", len(chosen))
+        if isinstance(op.builtinOptions, schema.FullyConnectedOptionsT):
+            op.builtinOptions.asymmetricQuantizeInputs = True
+    logger.info("Hybrid FULLY_CONNECTED / CONV_2D: %d op(s) with int8 weights", len(chosen))
     return _pack(unpacked, len(model)), len(chosen)
+
+
+def _is_constant(tensor: schema.TensorT, buffers: list[schema.BufferT]) -> bool:
+    data = buffers[tensor.buffer].data
+    return data is not None and len(data) > 0
 
 
 def _quantize_rows(
@@ -162,11 +192,10 @@ def _quantize_rows(
     buffers: list[schema.BufferT],
     done: dict[int, schema.QuantizationParametersT],
 ) -> None:
-    """A constant ``[out, in]`` float weight -> int8 with one scale per output row."""
+    """A constant float weight (output channels first: ``[out, in]`` or ``[out, h, w, in]``)
+    -> int8 with one scale per output channel."""
     if tensor.buffer not in done:
         buffer = buffers[tensor.buffer]
-        if buffer.data is None or len(buffer.data) == 0:
-            raise ExportError(f"FULLY_CONNECTED weight {_name(tensor)} is not a constant")
         rows = np.frombuffer(bytes(buffer.data), "<f4").reshape(tensor.shape[0], -1)
         pairs = [symmetric_int8(row) for row in rows]
         buffer.data = np.frombuffer(np.stack([q for q, _ in pairs]).tobytes(), dtype=np.uint8)

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8", "int16x8")
 CALIBRATED_MODES = ("int8", "int16x8")
+# Modes whose LSTM and DFT forms are chosen (LSTM_MODES, DFT_MODES): int8 (integer conv trunk)
+# and dynamic (int8 weights, float activations, each input row quantized on the fly by
+# XNNPACK: the official YAMNet file's form).
+LAYOUT_MODES = ("int8", "dynamic")
 # How LSTMs are exported under int8: unrolled = a batched input projection and an unrolled
 # recurrence run by XNNPACK with int8 weights (lean_kd.export.unrolled_lstm), hybrid = the fused
 # op with int8 weights and float activations, int8 = the fused op in full integer, float = the

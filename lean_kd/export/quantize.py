@@ -4,7 +4,11 @@ Modes (weights / activations):
 
     float32   float / float
     float16   float16 weights, dequantized at load / float
-    dynamic   int8 weights / float, int8 matmuls computed on the fly (no calibration)
+    dynamic   int8 weights / float, int8 matmuls computed on the fly (no calibration): every
+              CONV_2D and FULLY_CONNECTED weight per-channel int8, the frontend, depthwise
+              convs and attention products float, LSTMs and DFT as ``lstm`` / ``dft`` say;
+              the official YAMNet file's form, which XNNPACK runs as dynamically quantized
+              int8 GEMMs (lean_kd.export.hybrid_lstm.hybridize_weights)
     int8      int8 / int8 (calibrated); input and output stay float32: MediaPipe rejects
               int8 outputs and the device code feeds a float waveform
     int16x8   int8 / int16 (calibrated); RFFT2D and COMPLEX_ABS have no 16x8 kernels and stay
@@ -95,6 +99,8 @@ def check_mode(
             f"Unknown TFLite op type(s) {unknown} in float_ops; "
             "expected builtin names such as SOFTMAX"
         )
+    if quant == "dynamic" and lstm == "int8":
+        raise ConfigError("lstm 'int8' needs quant 'int8'; dynamic keeps activations float")
     if FUSED_LSTM in float_ops:
         raise ConfigError(f"Keep LSTMs float with lstm='float', not float_ops=[{FUSED_LSTM!r}]")
     if quant == "int16x8" and lstm_directions(model):
@@ -108,7 +114,7 @@ def configure(converter: tf.lite.TFLiteConverter, quant: str, dataset: DatasetFn
     """
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
     converter.target_spec.supported_ops = [builtins]
-    if quant == "float32":
+    if quant in ("float32", "dynamic"):  # dynamic: int8 weights set after converting in float
         return
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "float16":

@@ -26,9 +26,9 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
-from lean_kd.export.hybrid_lstm import hybridize_fully_connected, hybridize_lstms
+from lean_kd.export.hybrid_lstm import hybridize_lstms, hybridize_weights
 from lean_kd.export.metadata import ModelInfo, add_metadata
-from lean_kd.export.modes import DFT_TRANSFORMS
+from lean_kd.export.modes import DFT_TRANSFORMS, LAYOUT_MODES
 from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops
 from lean_kd.export.quantize import (
     CALIBRATED_MODES,
@@ -66,10 +66,10 @@ class ExportResult:
     num_samples: int
     labels: tuple[str, ...]
     multi_label: bool
-    keep_frontend_float: bool  # int8 only: the log-mel frontend's ops stayed float
+    keep_frontend_float: bool  # int8 / dynamic: the log-mel frontend's ops stayed float
     float_ops: tuple[str, ...]  # int8 only: op types the converter kept float
-    lstm: str  # int8 with LSTMs: how they are exported (LSTM_MODES); "" otherwise
-    dft: str  # int8 with a log-mel frontend: how its DFT is computed (DFT_MODES); "" otherwise
+    lstm: str  # int8 / dynamic with LSTMs: how they are exported (LSTM_MODES); "" otherwise
+    dft: str  # int8 / dynamic with a log-mel frontend: its DFT's form (DFT_MODES); "" otherwise
     calibration_count: int  # waveforms used to calibrate (0 without calibration)
     timings_seconds: dict[str, float]
 
@@ -102,7 +102,8 @@ def export_tflite(
 
     ``representative``: calibration waveforms for int8 / int16x8, the first ``num_calibration``
     used. int8 only: ``float_ops`` are op types kept float (besides those LSTM models always
-    keep float), ``lstm`` and ``dft`` how LSTMs and the DFT are stored (:mod:`.quantize`).
+    keep float); int8 and dynamic: ``lstm`` and ``dft`` how LSTMs and the DFT are stored
+    (:mod:`.quantize`).
     ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one). Raises
     ExportError (ConfigError for an unknown mode) before converting; never a partial ``out``.
     """
@@ -135,7 +136,7 @@ def export_tflite(
         num_samples=num_samples,
         labels=tuple(labels),
         multi_label=multi_label,
-        **_int8_facts(model, quant, **options),
+        **_layout_facts(model, quant, **options),
         calibration_count=len(calibration or ()),
         timings_seconds=timings,
     )
@@ -172,7 +173,7 @@ def _write_model(
     return packed
 
 
-def _int8_facts(
+def _layout_facts(
     model: keras.Model,
     quant: str,
     *,
@@ -181,12 +182,13 @@ def _int8_facts(
     lstm: str,
     dft: str,
 ) -> dict[str, Any]:
-    """The ExportResult fields that describe an int8 export (empty values for other modes)."""
-    if quant != "int8":
+    """The ExportResult fields that describe an int8 or dynamic export (empty for the others)."""
+    if quant not in LAYOUT_MODES:
         return {"keep_frontend_float": False, "float_ops": (), "lstm": "", "dft": ""}
+    int8 = quant == "int8"
     return {
-        "keep_frontend_float": keep_frontend_float and bool(frontend_layers(model)),
-        "float_ops": int8_float_ops(model, float_ops, lstm),
+        "keep_frontend_float": (keep_frontend_float or not int8) and bool(frontend_layers(model)),
+        "float_ops": int8_float_ops(model, float_ops, lstm) if int8 else (),
         "lstm": lstm if lstm_directions(model) else "",
         "dft": dft if _log_mels(model) else "",
     }
@@ -225,28 +227,32 @@ def convert(
     layers = frontend_layers(exported) if quant == "int8" and keep_frontend_float else []
     recurrent, dft_ops = unrolled_layers(exported), transform_scopes(exported, "dft")
     fft_ops = transform_scopes(exported, "fft")  # float even when the frontend is quantized
+    float_layers = layers + recurrent + fft_ops if quant == "int8" else []
     float_ops = int8_float_ops(model, tuple(float_ops), lstm) if quant == "int8" else ()
-    flatbuffer = _run_converter(
-        converter, quant, dataset, layers=layers + recurrent + fft_ops, float_ops=float_ops
-    )
+    flatbuffer = _run_converter(converter, quant, dataset, layers=float_layers, float_ops=float_ops)
     if quant in CALIBRATED_MODES:
         flatbuffer, _ = repair_scales(flatbuffer)
-    if quant == "int8" and lstm == "hybrid":
+    if quant in LAYOUT_MODES and lstm == "hybrid":
         flatbuffer, _ = hybridize_lstms(flatbuffer)
-    if recurrent or dft_ops:
+    if quant == "dynamic":  # every conv / dense weight but the frontend's (the int8 DFT's is)
+        float_nodes = set(layer_nodes(flatbuffer, frontend_layers(exported)))
+        float_nodes -= set(layer_nodes(flatbuffer, dft_ops))
+        flatbuffer, _ = hybridize_weights(flatbuffer, keep_float=float_nodes)
+    elif recurrent or dft_ops:
         names = set(layer_nodes(flatbuffer, recurrent + dft_ops))
-        flatbuffer, _ = hybridize_fully_connected(flatbuffer, names)
+        flatbuffer, _ = hybridize_weights(flatbuffer, outputs=names)
+    if recurrent:
         flatbuffer = shorten_names(flatbuffer, set(layer_nodes(flatbuffer, recurrent)))
     check_graph(summarize_ops(flatbuffer), lstm_directions=lstm_directions(exported))
     return flatbuffer
 
 
 def _exported_graph(model: keras.Model, *, quant: str, lstm: str, dft: str) -> keras.Model:
-    """The model the converter sees: under int8, a copy with unrolled LSTMs (``lstm``
-    "unrolled") and the DFT in matrix products (``dft`` "fft" or "int8"); otherwise
-    ``model`` itself."""
-    unroll = quant == "int8" and lstm == "unrolled" and lstm_directions(model) > 0
-    rewrite_dft = quant == "int8" and dft != "rfft" and _log_mels(model)
+    """The model the converter sees: under int8 and dynamic, a copy with unrolled LSTMs
+    (``lstm`` "unrolled") and the DFT in matrix products (``dft`` "fft" or "int8");
+    otherwise ``model`` itself."""
+    unroll = quant in LAYOUT_MODES and lstm == "unrolled" and lstm_directions(model) > 0
+    rewrite_dft = quant in LAYOUT_MODES and dft != "rfft" and _log_mels(model)
     if not (unroll or rewrite_dft):
         return model
     transform = DFT_TRANSFORMS[dft] if rewrite_dft else "rfft"

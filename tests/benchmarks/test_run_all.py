@@ -60,16 +60,18 @@ def test_goals_met_not_met_and_unmeasured():
         "lean_int8": measured("lean_int8", p50=20.0, delta=22 * MIB),  # 2.0 x, 1.1 x: met
         "lean_tiny_int8": measured("lean_tiny_int8", p50=10.5),  # 1.05 x: not met
         "lean_fast_int8": measured("lean_fast_int8", p50=15.0, delta=23 * MIB),  # 1.15 x memory
+        "lean_tiny_dynamic": measured("lean_tiny_dynamic", p50=9.0),  # 0.90 x: met
     }
     lines = dict(zip((g.text for g in report.GOALS), report.goal_lines(results), strict=True))
-    lean, fast, tiny, lean_memory, fast_memory = lines.values()
+    lean, fast, tiny, tiny_dynamic, lean_memory, fast_memory = lines.values()
     assert "ratio 2.00 (limit 2): **MET**; ratio of the fastest invokes 2.00" in lean
     assert "ratio 1.50 (limit 2): **MET**" in fast
     assert "ratio 1.05 (limit 1): **NOT MET**" in tiny
+    assert "ratio 0.90 (limit 1): **MET**" in tiny_dynamic
     assert lean_memory.endswith("ratio 1.10 (limit 1.1): **MET** (22.0 MiB vs 20.0 MiB)")
     assert "ratio 1.15 (limit 1.1): **NOT MET**" in fast_memory
     results["lean_int8"] = measured("lean_int8", p50=16.0, delta=None, yamnet_p50=None)
-    lean, _, _, lean_memory, _ = report.goal_lines(results)
+    lean, _, _, _, lean_memory, _ = report.goal_lines(results)
     assert "NOT MEASURED" in lean and "NOT MEASURED" in lean_memory
     assert all("NOT MEASURED" in line for line in report.goal_lines({}))
 

@@ -8,8 +8,8 @@ from ai_edge_litert import schema_py_generated as schema
 
 import export_helpers as h
 from lean_kd._keras import keras
-from lean_kd.errors import ExportError
-from lean_kd.export.hybrid_lstm import hybridize_fully_connected
+from lean_kd.errors import ConfigError, ExportError
+from lean_kd.export.hybrid_lstm import hybridize_weights
 from lean_kd.export.ops import FUSED_LSTM, summarize_ops
 from lean_kd.export.rewrite import export_copy
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode
@@ -93,6 +93,40 @@ def test_unrolled_int8_scores_match_keras_and_need_no_reset(unrolled_int8):
     np.testing.assert_array_equal(runs[0], runs[2])
 
 
+def test_dynamic_export_stores_trunk_weights_in_int8_and_keeps_the_frontend_float():
+    flatbuffer = h.converted("lstm", "dynamic", lstm="unrolled")
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(flatbuffer, 0))
+    graph = model.subgraphs[0]
+    names = [OP_NAMES[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in model.operatorCodes]
+    weighted = [  # (output name, weight type, weight size) of every conv / dense op
+        (
+            graph.tensors[op.outputs[0]].name.decode(),
+            graph.tensors[op.inputs[1]].type,
+            int(np.prod(graph.tensors[op.inputs[1]].shape)),
+        )
+        for op in graph.operators
+        if names[op.opcodeIndex] in ("FULLY_CONNECTED", "CONV_2D")
+        and model.buffers[graph.tensors[op.inputs[1]].buffer].data is not None
+    ]
+    int8 = [w for w in weighted if w[1] == schema.TensorType.INT8]
+    floats = [w for w in weighted if w[1] == schema.TensorType.FLOAT32]
+    assert len(int8) + len(floats) == len(weighted)
+    assert len(int8) > 8  # the recurrence, the input projection, the dense layer
+    assert not any("log_mel" in name for name, _, _ in int8)  # FFT stages and mel stay exact
+    assert all("log_mel" in name or size < 1024 for name, _, size in floats), floats
+    assert FUSED_LSTM not in summarize_ops(flatbuffer).ops
+    windows, _ = h.tone_windows(12, seed=5)
+    expected = keras_scores(h.trained_model("lstm"), windows)
+    got = tflite_scores(flatbuffer, windows)
+    assert np.abs(got - expected).max() < 0.15  # the unrolled int8 export's bound
+    h.assert_top1_agrees(expected, got, tolerance=0.05)
+
+
+def test_dynamic_export_refuses_integer_lstms():
+    with pytest.raises(ConfigError, match="lstm 'int8' needs quant 'int8'"):
+        h.converted("lstm", "dynamic", lstm="int8")
+
+
 def test_hybridized_fully_connected_has_one_scale_per_row():
     float_model = h.converted("lstm", "int8", lstm="float")  # any float FULLY_CONNECTED will do
     unpacked = schema.ModelT.InitFromObj(schema.Model.GetRootAs(float_model, 0))
@@ -104,14 +138,18 @@ def test_hybridized_fully_connected_has_one_scale_per_row():
         if names[op.opcodeIndex] == "FULLY_CONNECTED"
         and graph.tensors[op.inputs[1]].type == schema.TensorType.FLOAT32
     ]
-    if not candidates:
-        pytest.skip("no float FULLY_CONNECTED in the float-LSTM model")
-    op = candidates[0]
+    large = [op for op in candidates if np.prod(graph.tensors[op.inputs[1]].shape) >= 1024]
+    small = [op for op in candidates if np.prod(graph.tensors[op.inputs[1]].shape) < 1024]
+    if not (large and small):
+        pytest.skip("the float-LSTM model lacks a large or a small float FULLY_CONNECTED")
+    small_name = graph.tensors[small[0].outputs[0]].name.decode()
+    assert hybridize_weights(float_model, outputs={small_name}) == (float_model, 0)  # too small
+    op = large[0]
     weight = graph.tensors[op.inputs[1]]
     data = bytes(unpacked.buffers[weight.buffer].data)
     rows = np.frombuffer(data, "<f4").reshape(weight.shape[0], -1)
     out_name = graph.tensors[op.outputs[0]].name.decode()
-    hybrid, count = hybridize_fully_connected(float_model, {out_name})
+    hybrid, count = hybridize_weights(float_model, outputs={out_name})
     assert count == 1
     after = schema.ModelT.InitFromObj(schema.Model.GetRootAs(hybrid, 0)).subgraphs[0]
     stored = after.tensors[op.inputs[1]]
