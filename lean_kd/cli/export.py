@@ -25,7 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", type=Path, required=True, help="Keras model: .keras, .h5 or SavedModel folder"
     )
-    parser.add_argument("--quant", choices=QUANT_MODES, default="float32", help="quantization mode")
+    parser.add_argument(
+        "--quant",
+        choices=QUANT_MODES,
+        default="float32",
+        help="quantization mode: int8 = integer conv / dense trunk (calibrated); dynamic = int8 "
+        "weights with float activations quantized on the fly, the official YAMNet file's form "
+        "(faster than int8 on some CPUs: benchmarks/results/summary.md)",
+    )
     parser.add_argument(
         "--out", type=Path, required=True, help="output .tflite file (its folder must exist)"
     )
