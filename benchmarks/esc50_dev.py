@@ -69,6 +69,7 @@ class Student:
     mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
     int8: bool = False  # also export int8 TFLite and evaluate it
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
+    epochs: int | None = None  # None: the recipe's (30 epochs of 8 steps)
 
 
 SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}  # LEAN at <= 2x YAMNet's latency
@@ -77,6 +78,7 @@ NARROWED_PRETRAINED = {"pretrained": "if_available", "yamnet_mean_normalize": Fa
 DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
 EVERY_DFT = ("fft", "rfft", "int8")  # the export's default first
 TEACHER_ROW = "teacher (frozen YAMNet, window head)"
+BASELINES = ("probe", "teacher")  # run folders of the rows every invocation has
 
 
 METHODS: dict[str, Student] = {
@@ -86,6 +88,9 @@ METHODS: dict[str, Student] = {
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
     "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
+    "LEAN, KD + mixup (online teacher), 480 steps": Student(  # patient teaching: twice as long
+        (KD,), mixup_alpha=0.4, epochs=60
+    ),
     "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(  # the options of lean_fast
         (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER
     ),
@@ -214,13 +219,14 @@ def run_name(method: str) -> str:
 
 
 def student_recipe(recipe: Recipe, student: Student) -> Recipe:
-    """``recipe`` with the student row's model, loss, targets and mixup."""
+    """``recipe`` with the student row's model, loss, targets, mixup and epochs."""
     model = recipe.student
     if student.model != model.name:  # another architecture: its own registry defaults
         model = dataclasses.replace(model, name=student.model, options={})
     model = dataclasses.replace(model, options={**model.options, **student.options})
+    training = dataclasses.replace(recipe.training, epochs=student.epochs or recipe.training.epochs)
     return dataclasses.replace(
-        recipe, student=model, loss=student.loss,
+        recipe, student=model, loss=student.loss, training=training,
         cache=dataclasses.replace(recipe.cache, targets=student.targets, enabled=not student.mixup_alpha),
         augment=dataclasses.replace(recipe.augment, mixup_alpha=student.mixup_alpha),
     )  # fmt: skip
@@ -326,11 +332,21 @@ def with_earlier_rows(rows: list[dict[str, Any]], path: Path) -> tuple[list[dict
 
 
 def write_results(
-    rows: list[dict[str, Any]], args: argparse.Namespace, seconds: float, kept: int
+    rows: list[dict[str, Any]], args: argparse.Namespace, seconds: float, kept: int, trained: int
 ) -> None:
+    """The table and every run; the JSON also lists the invocations that trained runs (their
+    command, wall time and count), kept across invocations like the rows."""
     RESULTS.mkdir(exist_ok=True)
     name = results_name(args.folds)
+    path = RESULTS / f"{name}.json"
     command = " ".join(["python benchmarks/esc50_dev.py", *sys.argv[1:]])
+    earlier_file = path.exists() and not args.fresh
+    invocations = json.loads(path.read_text()).get("invocations", []) if earlier_file else []
+    if trained:
+        invocations.append({
+            "command": command, "finished_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+            "minutes": round(seconds / 60, 1), "runs_trained": trained, "jobs": args.jobs,
+        })  # fmt: skip
     earlier = (
         f"{kept} of the {len(rows)} runs are earlier invocations' (their rows kept from "
         f"{name}.json: rows this invocation did not run)."
@@ -350,11 +366,23 @@ def write_results(
         "keep their last epoch (the recipe's `training.monitor: none`); int8 rows are the same",
         "runs exported to int8 TFLite and scored from the file.",
         "",
+        *(
+            ["Invocations that trained runs (recorded since 2026-12-06):", ""]
+            if invocations
+            else []
+        ),
+        *(
+            f"- `{i['command']}` (finished {i['finished_utc']} UTC): {i['runs_trained']} runs "
+            f"(int8 exports included) in {i['minutes']} min, {i['jobs']} at a time"
+            for i in invocations
+        ),
+        *([""] if invocations else []),
     ]
     text = "\n".join(header + table(rows)) + "\n"
     rows = sorted(rows, key=lambda r: (row_order(r["model"]), r["fold"], r["seed"] or 0))
     write_atomic(RESULTS / f"{name}.md", text)
-    write_atomic(RESULTS / f"{name}.json", json.dumps({"runs": rows}, indent=1))
+    data = {"runs": rows, "invocations": invocations}
+    write_atomic(path, json.dumps(data, indent=1))
     print(text)
 
 
@@ -399,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     base = load_recipe(args.recipe, data={"root": str(args.data)})
     dfts = tuple(args.dfts)
     start = time.perf_counter()
+    baselines = [args.out / f"fold{f}" / b / "metrics.json" for f in args.folds for b in BASELINES]
+    trained = sum(not path.exists() for path in baselines)
     rows = [r for fold in args.folds for r in fold_baselines(base, args.out, fold)]
     runs = [
         run
@@ -416,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = 0
     if not args.fresh:
         rows, kept = with_earlier_rows(rows, RESULTS / f"{results_name(args.folds)}.json")
-    write_results(rows, args, time.perf_counter() - start, kept)
+    write_results(rows, args, time.perf_counter() - start, kept, trained + len(to_train))
     return 0
 
 

@@ -74,3 +74,23 @@ def test_a_student_run_is_done_only_with_its_metrics_and_every_int8_form(tmp_pat
 
 def test_map_in_processes_keeps_the_order_of_the_calls():
     assert map_in_processes(math.pow, [(2, 3), (3, 2), (10, 0)], jobs=2) == [8.0, 9.0, 1.0]
+
+
+def test_results_keep_the_invocations_that_trained_runs(tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.setattr(esc50_dev, "RESULTS", tmp_path)
+    monkeypatch.setattr(esc50_dev.sys, "argv", ["esc50_dev.py", "--students"])
+    args = argparse.Namespace(folds=list(esc50_dev.FOLDS), jobs=2, fresh=False)
+    rows = [row("probe (floor)", 1, None), row("LEAN, no KD", 1, 0)]
+    esc50_dev.write_results(rows, args, 600.0, kept=0, trained=2)
+    esc50_dev.write_results(rows, args, 6.0, kept=0, trained=0)  # all reused: not recorded
+    data = json.loads((tmp_path / "esc50_dev.json").read_text())
+    assert [(i["command"], i["minutes"], i["runs_trained"]) for i in data["invocations"]] == [
+        ("python benchmarks/esc50_dev.py --students", 10.0, 2)
+    ]
+    text = (tmp_path / "esc50_dev.md").read_text()
+    assert "2 runs (int8 exports included) in 10.0 min, 2 at a time" in text
+    args.fresh = True
+    esc50_dev.write_results(rows, args, 6.0, kept=0, trained=0)
+    assert json.loads((tmp_path / "esc50_dev.json").read_text())["invocations"] == []
