@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     dfts = tuple(args.dfts)
     start = time.perf_counter()
     baselines = [args.out / f"fold{f}" / b / "metrics.json" for f in args.folds for b in BASELINES]
-    trained = sum(not path.exists() for path in baselines)
+    new_baselines = sum(not path.exists() for path in baselines)
     rows = [r for fold in args.folds for r in fold_baselines(base, args.out, fold)]
     runs = [
         run
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = 0
     if not args.fresh:
         rows, kept = with_earlier_rows(rows, RESULTS / f"{results_name(args.folds)}.json")
-    write_results(rows, args, time.perf_counter() - start, kept, trained + len(to_train))
+    write_results(rows, args, time.perf_counter() - start, kept, new_baselines + len(to_train))
     return 0
 
 
