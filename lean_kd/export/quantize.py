@@ -8,7 +8,7 @@ Modes (weights / activations):
               CONV_2D and FULLY_CONNECTED weight per-channel int8, the frontend, depthwise
               convs and attention products float, LSTMs and DFT as ``lstm`` / ``dft`` say;
               the official YAMNet file's form, which XNNPACK runs as dynamically quantized
-              int8 GEMMs (lean_kd.export.hybrid_lstm.hybridize_weights)
+              int8 GEMMs (lean_kd.export.hybrid.hybridize_weights)
     int8      int8 / int8 (calibrated); input and output stay float32: MediaPipe rejects
               int8 outputs and the device code feeds a float waveform
     int16x8   int8 / int16 (calibrated); RFFT2D and COMPLEX_ABS have no 16x8 kernels and stay
@@ -22,7 +22,7 @@ benchmarks/results/export_frontend.md). The ops of every LogMelSpectrogram layer
 denylisted with TFLite's QuantizationDebugger, which quantizes the rest of the calibrated
 model as the converter would. The same mechanism keeps chosen op types float (``float_ops``)
 and the LSTMs (``lstm``, :data:`LSTM_MODES`): by default they are kept float by the converter
-and then given int8 weights (:mod:`lean_kd.export.hybrid_lstm`), because the integer LSTM
+and then given int8 weights (:mod:`lean_kd.export.hybrid`), because the integer LSTM
 kernel is both slow and lossy on raw waveform patches (the tone test model: top-1 agreement
 0.92 and max score difference 0.99 with int8 LSTMs, 1.0 and < 0.02 with float ones).
 
@@ -162,7 +162,7 @@ def int8_float_ops(
 ) -> tuple[str, ...]:
     """Op types the converter keeps float under int8: ``requested``, and with LSTMs
     :data:`LSTM_FLOAT_OPS` plus the LSTMs themselves unless ``lstm`` is ``"int8"`` (hybrid
-    LSTMs get int8 weights after conversion: :mod:`lean_kd.export.hybrid_lstm`); unrolled
+    LSTMs get int8 weights after conversion: :mod:`lean_kd.export.hybrid`); unrolled
     LSTMs have no fused op (:mod:`lean_kd.export.unrolled_lstm`) and need neither."""
     extra: tuple[str, ...] = ()
     if lstm_directions(model) and lstm == "unrolled":

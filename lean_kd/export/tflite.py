@@ -26,7 +26,7 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
-from lean_kd.export.hybrid_lstm import hybridize_lstms, hybridize_weights
+from lean_kd.export.hybrid import hybridize_lstms, hybridize_weights
 from lean_kd.export.metadata import ModelInfo, add_metadata
 from lean_kd.export.modes import DFT_TRANSFORMS, LAYOUT_MODES
 from lean_kd.export.ops import OpSummary, check_graph, summarize_ops, unsupported_ops

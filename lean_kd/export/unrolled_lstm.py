@@ -24,7 +24,7 @@ the graph stays one subgraph without WHILE (MediaPipe), and the state starts fro
 every invocation (no variable tensors: every runtime scores a window alike, with or without
 ``reset_all_variables``). The Keras model and its weights are unchanged; only the exported
 graph differs. Under int8 these layers stay float and their weights are stored in int8
-afterwards (:func:`lean_kd.export.hybrid_lstm.hybridize_weights`): XNNPACK then runs
+afterwards (:func:`lean_kd.export.hybrid.hybridize_weights`): XNNPACK then runs
 each product as a dynamically quantized int8 GEMM, as it runs the official YAMNet.
 """
 

@@ -9,7 +9,7 @@ from ai_edge_litert import schema_py_generated as schema
 import export_helpers as h
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError, ExportError
-from lean_kd.export.hybrid_lstm import hybridize_weights
+from lean_kd.export.hybrid import hybridize_weights
 from lean_kd.export.ops import FUSED_LSTM, summarize_ops
 from lean_kd.export.rewrite import export_copy
 from lean_kd.export.unrolled_lstm import resolve_lstm_mode

@@ -9,7 +9,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 import export_helpers as h
 from lean_kd.errors import ExportError
-from lean_kd.export.hybrid_lstm import LSTM_WEIGHT_INPUTS, hybridize_lstms, symmetric_int8
+from lean_kd.export.hybrid import LSTM_WEIGHT_INPUTS, hybridize_lstms, symmetric_int8
 from lean_kd.export.ops import FUSED_LSTM
 from lean_kd.export.verify import keras_scores, tflite_scores
 from lean_kd_runtime.tflite_graph import OP_NAMES

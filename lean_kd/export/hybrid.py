@@ -1,4 +1,4 @@
-"""Hybrid ops in an int8 model: int8 weights, float activations (TFLite's dynamic-range kernels).
+"""Hybrid ops: int8 weights, float activations quantized on the fly (dynamic-range kernels).
 
 Full int8 runs each UNIDIRECTIONAL_SEQUENCE_LSTM with the integer kernel, which XNNPACK does
 not take over and which is slow (LEAN's two BiLSTM(128)s alone: 5.4x the official YAMNet's
