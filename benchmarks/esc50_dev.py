@@ -203,11 +203,10 @@ def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]
     checkpoint = run.run_dir / "best.keras"
     rows = [_row(run.method, run.fold, run.seed, metrics, checkpoint)]
     if METHODS[run.method].int8:
-        index = experiment.load_data(run.recipe)
         done = {d for d in EVERY_DFT if (run.run_dir / f"int8_dft-{d}" / "metrics.json").exists()}
         exported = [d for d in EVERY_DFT if d in dfts or d in done]
         for dft in exported:
-            int8 = finished_int8(run.run_dir, run.recipe, index, dft)
+            int8 = finished_int8(run.run_dir, run.recipe, dft)
             name = f"{run.method}, int8 TFLite{DFT_NAMES[dft]}"
             rows.append(_row(name, run.fold, run.seed, int8, checkpoint))
     return rows
@@ -232,7 +231,7 @@ def student_recipe(recipe: Recipe, student: Student) -> Recipe:
     )  # fmt: skip
 
 
-def finished_int8(run_dir: Path, recipe: Recipe, index: Any, dft: str) -> dict[str, Any]:
+def finished_int8(run_dir: Path, recipe: Recipe, dft: str) -> dict[str, Any]:
     """Test metrics of the run's best model as int8 TFLite with the log-mel DFT as ``dft``
     (exported once, then reused)."""
     path = run_dir / f"int8_dft-{dft}" / "metrics.json"
@@ -241,6 +240,7 @@ def finished_int8(run_dir: Path, recipe: Recipe, index: Any, dft: str) -> dict[s
         from lean_kd.export.checkpoint import export_checkpoint
 
         model = experiment.load_model(run_dir / "best.keras")
+        index = experiment.load_data(recipe)  # only to export: a finished file is only read
         path.parent.mkdir(exist_ok=True)
         start = time.perf_counter()
         exported = export_checkpoint(

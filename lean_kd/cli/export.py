@@ -81,19 +81,20 @@ def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
         "--lstm",
         choices=LSTM_MODES,
         default="auto",
-        help="int8 and dynamic: how LSTMs are exported: unrolled = batched input projection + unrolled "
-        "recurrence on XNNPACK, hybrid = fused op with int8 weights and float activations, "
-        "int8 = full integer, float; auto (default) = unrolled where XNNPACK's per-step copies "
-        "of the recurrent weights stay small, else hybrid",
+        help="int8 and dynamic: how LSTMs are exported: unrolled = batched input projection + "
+        "unrolled recurrence on XNNPACK, hybrid = fused op with int8 weights and float "
+        "activations, int8 = full integer, float; auto (default) = unrolled where XNNPACK's "
+        "per-step copies of the recurrent weights stay small, else hybrid",
     )
     parser.add_argument(
         "--dft",
         choices=DFT_MODES,
         default="fft",
-        help="int8 and dynamic: the log-mel frontend's DFT as fft (default): two float FFT stages in matrix "
-        "products that XNNPACK runs (exact); rfft: RFFT2D + COMPLEX_ABS (exact, builtin kernels, "
-        "slower); int8: one matrix product with int8 weights, as the official YAMNet's frontend "
-        "(quantizes each frame to 8 bits; see benchmarks/results/latency_profile.md)",
+        help="int8 and dynamic: the log-mel frontend's DFT as fft (default): two float FFT stages "
+        "in matrix products that XNNPACK runs (exact); rfft: RFFT2D + COMPLEX_ABS (exact, "
+        "builtin kernels, slower); int8: one matrix product with int8 weights, as the official "
+        "YAMNet's frontend (quantizes each frame to 8 bits; see "
+        "benchmarks/results/latency_profile.md)",
     )
 
 
