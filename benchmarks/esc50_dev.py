@@ -69,7 +69,7 @@ class Student:
     mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
     int8: bool = False  # also export int8 TFLite and evaluate it
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
-    epochs: int | None = None  # None: the recipe's (30 epochs of 8 steps)
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
 
 
 SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}  # LEAN at <= 2x YAMNet's latency
@@ -89,8 +89,29 @@ METHODS: dict[str, Student] = {
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
     "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
     "LEAN, KD + mixup (online teacher), 480 steps": Student(  # patient teaching: twice as long
-        (KD,), mixup_alpha=0.4, epochs=60
+        (KD,), mixup_alpha=0.4, training={"epochs": 60}
     ),
+    "LEAN, KD + mixup (online teacher), YAMNet branch frozen": Student(  # transfer, few clips
+        (KD,), mixup_alpha=0.4, options={"yamnet_trainable": "frozen"}
+    ),
+    "LEAN, KD + mixup (online teacher), YAMNet branch frozen, learning rate 3e-3": Student(
+        (KD,),
+        mixup_alpha=0.4,
+        options={"yamnet_trainable": "frozen"},
+        training={"learning_rate": 3e-3},
+    ),  # fmt: skip
+    "LEAN, KD + mixup (online teacher), new layers at 3e-3, YAMNet branch at 3e-4": Student(
+        (KD,), mixup_alpha=0.4,
+        training={"learning_rate": 3e-3, "pretrained_learning_rate_scale": 0.1},
+    ),  # fmt: skip
+    "LEAN, YAMNet queries the wave, KD + mixup (online teacher)": Student(
+        (KD,), mixup_alpha=0.4, options={"attention_direction": "yamnet_to_wave"}
+    ),
+    "LEAN, YAMNet queries the wave, KD + mixup (online teacher), YAMNet branch frozen": Student(
+        (KD,),
+        mixup_alpha=0.4,
+        options={"attention_direction": "yamnet_to_wave", "yamnet_trainable": "frozen"},
+    ),  # fmt: skip
     "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(  # the options of lean_fast
         (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER
     ),
@@ -218,12 +239,12 @@ def run_name(method: str) -> str:
 
 
 def student_recipe(recipe: Recipe, student: Student) -> Recipe:
-    """``recipe`` with the student row's model, loss, targets, mixup and epochs."""
+    """``recipe`` with the student row's model, loss, targets, mixup and training settings."""
     model = recipe.student
     if student.model != model.name:  # another architecture: its own registry defaults
         model = dataclasses.replace(model, name=student.model, options={})
     model = dataclasses.replace(model, options={**model.options, **student.options})
-    training = dataclasses.replace(recipe.training, epochs=student.epochs or recipe.training.epochs)
+    training = dataclasses.replace(recipe.training, **student.training)
     return dataclasses.replace(
         recipe, student=model, loss=student.loss, training=training,
         cache=dataclasses.replace(recipe.cache, targets=student.targets, enabled=not student.mixup_alpha),

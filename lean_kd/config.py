@@ -176,6 +176,10 @@ class TrainingSection:
     steps_per_epoch: int = 0  # 0: one pass over the training split
     optimizer: str = "adam"  # adam | adamw
     learning_rate: float = 1e-3
+    # Learning rate of pretrained layers (the YAMNet branch) as a fraction of learning_rate:
+    # below 1, the new layers (head, projection, Wave Encoder) learn fast while the pretrained
+    # features move slowly, as fine-tuning with few clips needs (frozen: yamnet_trainable).
+    pretrained_learning_rate_scale: float = 1.0
     weight_decay: float = 1e-4  # adamw only
     schedule: str = "constant"  # constant | cosine | exponential
     warmup_epochs: float = 0.0
@@ -214,6 +218,12 @@ class TrainingSection:
             )
         if not self.learning_rate > 0:
             raise ConfigError(f"training.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.pretrained_learning_rate_scale <= 1:
+            raise ConfigError(
+                "training.pretrained_learning_rate_scale must be in (0, 1], got "
+                f"{self.pretrained_learning_rate_scale} (to freeze pretrained layers, use the "
+                "model's yamnet_trainable: frozen)"
+            )
         if self.method not in TRAINING_METHODS:
             raise ConfigError(
                 f"training.method must be one of {list(TRAINING_METHODS)}, got {self.method!r}"

@@ -9,7 +9,7 @@ teacher's outputs read from the teacher cache (``x["teacher_logits"]``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lean_kd._keras import keras, tf
@@ -37,6 +37,23 @@ class Distiller(keras.Model):
         self.student, self.teacher, self.distill_loss = student, teacher, loss
         self.term_trackers = {name: keras.metrics.Mean(name=name) for name in loss.term_names}
         self.total_tracker = keras.metrics.Mean(name="loss")
+        self.pretrained_optimizer: keras.optimizers.Optimizer | None = None
+        self._pretrained_refs: set = set()
+
+    def compile(
+        self,
+        *args: Any,
+        pretrained_optimizer: keras.optimizers.Optimizer | None = None,
+        pretrained_variables: Sequence[tf.Variable] = (),
+        **kwargs: Any,
+    ) -> None:
+        """Keras ``compile``; ``pretrained_optimizer`` (if given) updates
+        ``pretrained_variables`` instead of ``optimizer``: their own learning rate."""
+        super().compile(*args, **kwargs)
+        self.pretrained_optimizer = pretrained_optimizer
+        self._pretrained_refs = (
+            {v.ref() for v in pretrained_variables} if pretrained_optimizer else set()
+        )
 
     @property
     def metrics(self) -> list:
@@ -68,7 +85,13 @@ class Distiller(keras.Model):
             # Gradients are summed over replicas: scale the per-replica mean loss.
             scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.student.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        pairs = list(zip(tape.gradient(scaled, variables), variables))
+        pretrained = [pair for pair in pairs if pair[1].ref() in self._pretrained_refs]
+        self.optimizer.apply_gradients(
+            [p for p in pairs if p[1].ref() not in self._pretrained_refs]
+        )
+        if pretrained:
+            self.pretrained_optimizer.apply_gradients(pretrained)
         return self._update_metrics(labels, student, terms, total)
 
     def test_step(self, data: Any) -> dict[str, tf.Tensor]:

@@ -21,6 +21,7 @@ without a label file. Build a model with :func:`waveform_input` and :func:`contr
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -227,6 +228,22 @@ def class_names(model: keras.Model) -> tuple[str, ...] | None:
 
 def _has_spec(model: keras.Model) -> bool:
     return any(layer.name == SPEC_LAYER for layer in model.layers)
+
+
+# model -> names of its layers that start from pretrained weights. Only a freshly built model
+# carries it (it is not saved): training reads it to give those layers their own learning rate.
+_PRETRAINED_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def mark_pretrained(model: keras.Model, layer_names: Sequence[str]) -> None:
+    """Record that ``layer_names`` of ``model`` were loaded from pretrained weights."""
+    _PRETRAINED_LAYERS[model] = frozenset(layer_names)
+
+
+def pretrained_variables(model: keras.Model) -> list[tf.Variable]:
+    """The trainable variables of ``model``'s pretrained layers (see :func:`mark_pretrained`)."""
+    names = _PRETRAINED_LAYERS.get(model, frozenset())
+    return [v for layer in model.layers if layer.name in names for v in layer.trainable_variables]
 
 
 def check_waveform(waveform: Any, spec: ModelSpec) -> np.ndarray:

@@ -29,7 +29,7 @@ from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.errors import ConfigError
 from lean_kd.files import atomic_path, write_atomic
-from lean_kd.models.contract import set_class_names
+from lean_kd.models.contract import pretrained_variables, set_class_names
 from lean_kd.training.determinism import seed_everything
 from lean_kd.training.distribute import fit_inputs, steps_per_pass, write_dir
 from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
@@ -49,27 +49,39 @@ class FitResult:
     epochs_run: int
 
 
-def make_optimizer(training: TrainingSection, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam or AdamW with the recipe's learning-rate schedule (warm-up, cosine, exponential)."""
-    rate: Any = training.learning_rate
+def make_optimizer(
+    training: TrainingSection, steps_per_epoch: int, *, rate_scale: float = 1.0
+) -> keras.optimizers.Optimizer:
+    """Adam or AdamW with the recipe's learning-rate schedule (warm-up, cosine, exponential),
+    its peak rate ``training.learning_rate`` times ``rate_scale``."""
+    rate = learning_rate_schedule(training, steps_per_epoch, rate_scale=rate_scale)
+    if training.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=training.weight_decay)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def learning_rate_schedule(
+    training: TrainingSection, steps_per_epoch: int, *, rate_scale: float = 1.0
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The recipe's learning rate by step, peaking at ``training.learning_rate * rate_scale``."""
+    peak = training.learning_rate * rate_scale
+    rate: Any = peak
     total = max(1, training.epochs * steps_per_epoch)
     warmup = int(training.warmup_epochs * steps_per_epoch)
     if training.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else training.learning_rate,
+            0.0 if warmup else peak,
             decay_steps=max(1, total - warmup),
-            warmup_target=training.learning_rate if warmup else None,
+            warmup_target=peak if warmup else None,
             warmup_steps=warmup,
         )
     elif training.schedule == "exponential":
         rate = keras.optimizers.schedules.ExponentialDecay(
-            training.learning_rate,
+            peak,
             decay_steps=max(1, int(training.decay_epochs * steps_per_epoch)),
             decay_rate=training.decay_rate,
         )
-    if training.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=training.weight_decay)
-    return keras.optimizers.Adam(learning_rate=rate)
+    return rate
 
 
 def student_metrics(multi_label: bool) -> list:
@@ -157,9 +169,16 @@ def fit(
             f"The training split has fewer examples than one batch ({pipeline.config.batch_size}); "
             "lower pipeline.batch_size"
         )
+    scale = training.pretrained_learning_rate_scale
+    pretrained = pretrained_variables(distiller.student) if scale != 1 else []
     with strategy.scope():
         distiller.compile(
-            optimizer=make_optimizer(training, steps), metrics=student_metrics(multi_label)
+            optimizer=make_optimizer(training, steps),
+            metrics=student_metrics(multi_label),
+            pretrained_optimizer=make_optimizer(training, steps, rate_scale=scale)
+            if pretrained
+            else None,
+            pretrained_variables=pretrained,
         )
     best_path, history_path = run_dir / "best.keras", run_dir / "history.csv"
     all_callbacks = [

@@ -12,6 +12,7 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.errors import ConfigError, ModelError
+from lean_kd.models.contract import mark_pretrained, pretrained_variables
 from lean_kd.training.trainer import student_metrics
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
@@ -53,6 +54,31 @@ def test_distillation_pulls_the_student_towards_the_teacher(splits):
     distances["start"] = val_kd_term(start, val)
     # measured over seed offsets 0-2: kd / min(labels, start) = 0.33, 0.40, 0.44
     assert distances["kd"] < 0.75 * min(distances["labels"], distances["start"]), distances
+
+
+def test_pretrained_layers_learn_at_their_own_rate(splits):
+    """Adam's first step moves each weight by about its learning rate (lr * g / |g|): the
+    layers marked pretrained move by the pretrained optimizer's rate, the others by the main one."""
+    train, _ = splits
+    student = tiny_model(10, seed=1)
+    conv = next(layer for layer in student.layers if isinstance(layer, keras.layers.Conv2D))
+    mark_pretrained(student, [conv.name])
+    assert [v.ref() for v in pretrained_variables(student)] == [
+        v.ref() for v in conv.trainable_variables
+    ]
+    before = {v.ref(): v.numpy() for v in student.trainable_variables}
+    distiller = Distiller(student, build_loss([{"name": "ce"}]))
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        pretrained_optimizer=keras.optimizers.Adam(1e-3),
+        pretrained_variables=pretrained_variables(student),
+        metrics=student_metrics(False),
+    )
+    distiller.fit(train.take(1), epochs=1, verbose=0)
+    for variable in student.trainable_variables:
+        moved = np.abs(variable.numpy() - before[variable.ref()]).max()
+        expected = 1e-3 if any(variable is v for v in conv.trainable_variables) else 1e-2
+        np.testing.assert_allclose(moved, expected, rtol=0.02, err_msg=variable.name)
 
 
 def test_online_teacher_loss_terms_are_tracked(splits):

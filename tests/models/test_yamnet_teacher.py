@@ -10,7 +10,7 @@ from helpers import shifted_seed, tiny_model
 from lean_kd._keras import keras
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.models import registry
-from lean_kd.models.contract import ModelSpec, check_model
+from lean_kd.models.contract import ModelSpec, check_model, pretrained_variables
 from lean_kd.models.yamnet.network import YAMNetConfig, block_names
 from lean_kd.models.yamnet.pretrained import ENV_WEIGHTS
 from lean_kd.models.yamnet.teacher import (
@@ -76,6 +76,9 @@ def test_pretrained_batch_norms_stay_in_inference_mode(teacher, yamnet_tflite):
     ]
     assert len(batch_norms) == 27 and not any(layer.trainable for layer in batch_norms)
     assert teacher.get_layer("layer14/pointwise_conv").trainable  # the convolutions still train
+    pretrained = {v.ref() for v in pretrained_variables(teacher)}  # their own learning rate
+    assert teacher.get_layer("layer14/pointwise_conv").kernel.ref() in pretrained
+    assert not any(v.ref() in pretrained for v in teacher.get_layer("classifier").weights)
     waveform = np.random.default_rng(1).uniform(-0.5, 0.5, [4, 16000]).astype(np.float32)
     in_training = teacher(waveform, training=True)["embeddings"].numpy()
     np.testing.assert_allclose(

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import tiny_model
@@ -11,7 +12,7 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ModelError
 from lean_kd.run import experiment
 from lean_kd.run.recipe import CacheSection, DataSection, ModelSection, Recipe, load_recipe
-from lean_kd.training.trainer import save_model
+from lean_kd.training.trainer import learning_rate_schedule, save_model
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -174,3 +175,23 @@ def test_monitor_none_keeps_the_last_epoch(recipe, tmp_path):
         ConfigError, match="early_stopping_patience needs a training.monitor other than 'none'"
     ):
         TrainingSection(monitor="none", early_stopping_patience=3)
+
+
+def test_pretrained_learning_rate_scale():
+    """The pretrained layers' optimizer peaks at the scaled rate, on the same schedule."""
+    training = TrainingSection(
+        epochs=4, learning_rate=1e-3, schedule="cosine", warmup_epochs=1,
+        pretrained_learning_rate_scale=0.1,
+    )  # fmt: skip
+    main = learning_rate_schedule(training, 10)
+    pretrained = learning_rate_schedule(
+        training, 10, rate_scale=training.pretrained_learning_rate_scale
+    )
+    for step in (3, 10, 25):  # in the warm-up, at its peak, decaying
+        assert float(main(step)) > 0
+        np.testing.assert_allclose(float(pretrained(step)), 0.1 * float(main(step)), rtol=1e-6)
+    for bad in (0.0, 1.5):
+        with pytest.raises(
+            ConfigError, match=f"pretrained_learning_rate_scale must be in .0, 1., got {bad}"
+        ):
+            TrainingSection(pretrained_learning_rate_scale=bad)

@@ -22,13 +22,14 @@ import logging
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import YAMNET_PRESET
 from lean_kd.errors import ConfigError, ModelError
-from lean_kd.models.contract import ModelSpec, contract_outputs
+from lean_kd.models.contract import ModelSpec, contract_outputs, mark_pretrained
 from lean_kd.models.registry import register
 from lean_kd.models.yamnet.network import (
     NUM_BLOCKS,
     YAMNetConfig,
     build_yamnet,
     set_trainable_blocks,
+    weighted_layers,
 )
 from lean_kd.models.yamnet.pretrained import resolve_yamnet_weights
 from lean_kd.models.yamnet.weights import load_yamnet_weights, weights_format
@@ -71,13 +72,15 @@ class PretrainedYAMNetOptions:
 def init_yamnet_branch(model: keras.Model, options: PretrainedYAMNetOptions) -> str | None:
     """Load pretrained weights into ``model``'s YAMNet layers as ``options`` say, then freeze.
 
-    With pretrained weights the batch norms stay in inference mode (see set_trainable_blocks).
+    With pretrained weights the batch norms stay in inference mode (see set_trainable_blocks),
+    and the YAMNet layers are marked pretrained (``training.pretrained_learning_rate_scale``).
 
     Returns the weights' source, or ``None`` when the YAMNet layers keep their random init.
     """
     source = _available_weights(options) if options.pretrained else None
     if source is not None:
         load_yamnet_weights(model, source)
+        mark_pretrained(model, list(weighted_layers(model)))
     else:
         logger.info("Model %s: YAMNet layers use random init", model.name)
     set_trainable_blocks(model, options.trainable_blocks, freeze_batch_norm=source is not None)
