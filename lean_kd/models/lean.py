@@ -10,7 +10,9 @@ Two branches on the same waveform ``[B, samples]`` (shapes for 1 s at 16 kHz, de
   (``layer14/pointwise_conv/relu``: one step per 32 frames = 0.32 s) -> mean over its 2 mel
   positions ``[B, 4, 1024]`` -> projection Dense -> ``E_yam`` ``[B, 4, 128]``. YAMNet's own
   96-frame patches with a 48-frame hop would give a single patch for 1 s, hence no sequence;
-  the pre-pooling feature map keeps the time axis at no extra cost.
+  the pre-pooling feature map keeps the time axis at no extra cost. ``yamnet_blocks=k`` stops
+  the branch after block k (``layer{k}/pointwise_conv/relu``; block 6: ``[B, 13, 8, 256]``):
+  fewer MACs with the pretrained features intact, where a width below 1 must narrow them.
 
 Cross-attention temporal realignment (``keras.layers.MultiHeadAttention``): the queries come
 from one branch, keys and values from the other, so the other branch is resampled onto the
@@ -61,7 +63,7 @@ from lean_kd.models.contract import (
 )
 from lean_kd.models.registry import register
 from lean_kd.models.wave_encoder import WaveEncoderConfig, wave_encoder
-from lean_kd.models.yamnet.network import YAMNetConfig, backbone_features
+from lean_kd.models.yamnet.network import NUM_BLOCKS, YAMNetConfig, backbone_features
 from lean_kd.models.yamnet.teacher import (
     PretrainedYAMNetOptions,
     classifier_head,
@@ -69,7 +71,7 @@ from lean_kd.models.yamnet.teacher import (
 )
 
 DIRECTIONS = ("wave_to_yamnet", "yamnet_to_wave")
-FEATURE_MAP_LAYER = "layer14/pointwise_conv/relu"  # YAMNet's last feature map, before pooling
+MIN_YAMNET_BLOCKS = 2  # block 1 is a plain convolution; from block 2 on, depthwise-separable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +85,7 @@ class LEANConfig(PretrainedYAMNetOptions):
     lstm_layers: int = 2
     patch_seconds: float = 0.025
     yamnet_width: float = 1.0  # YAMNet width multiplier; below 1, pretrained weights are narrowed
+    yamnet_blocks: int = NUM_BLOCKS  # the branch stops after this block (pretrained ones intact)
     yamnet_mean_normalize: bool = True  # the paper's input; YAMNet was pretrained without it
     projection_units: int = 128  # E_yam features
     attention_direction: str = "wave_to_yamnet"  # queries from the first-named branch
@@ -94,6 +97,13 @@ class LEANConfig(PretrainedYAMNetOptions):
         super().__post_init__()
         _ = self.wave_encoder  # validates the Wave Encoder options
         YAMNetConfig(width_multiplier=self.yamnet_width)  # validates the width
+        blocks = self.yamnet_blocks
+        if isinstance(blocks, bool) or not isinstance(blocks, int):
+            raise ConfigError(f"yamnet_blocks must be an integer, got {blocks!r}")
+        if not MIN_YAMNET_BLOCKS <= blocks <= NUM_BLOCKS:
+            raise ConfigError(
+                f"yamnet_blocks must be in [{MIN_YAMNET_BLOCKS}, {NUM_BLOCKS}], got {blocks}"
+            )
         if not (self.use_wave_encoder or self.use_yamnet):
             raise ConfigError("LEAN needs at least one branch: use_wave_encoder or use_yamnet")
         if self.use_cross_attention and not (self.use_wave_encoder and self.use_yamnet):
@@ -131,10 +141,11 @@ def yamnet_branch(waveform: tf.Tensor, spec: ModelSpec, config: LEANConfig) -> t
     )
     pooled = backbone_features(log_mel, yamnet)  # [B, 1024]: only to find the feature map
     lookup = keras.Model(waveform, pooled)  # not kept: the LEAN graph stops before the pooling
-    feature_map = lookup.get_layer(FEATURE_MAP_LAYER).output  # [B, ceil(frames / 32), 2, 1024]
+    last_block = f"layer{config.yamnet_blocks}/pointwise_conv/relu"
+    feature_map = lookup.get_layer(last_block).output  # 14 blocks: [B, ceil(frames / 32), 2, 1024]
     _, steps, bins, channels = feature_map.shape
     x = keras.layers.AveragePooling2D((1, bins), name="yamnet_frequency_mean")(feature_map)
-    x = keras.layers.Reshape((steps, channels), name="yamnet_sequence")(x)  # [B, T_yam, 1024]
+    x = keras.layers.Reshape((steps, channels), name="yamnet_sequence")(x)  # [B, T_yam, C]
     return keras.layers.Dense(config.projection_units, name="yamnet_projection")(x)  # E_yam
 
 

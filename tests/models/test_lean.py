@@ -117,6 +117,21 @@ def test_without_wave_encoder_there_is_no_lstm():
     assert values["sequence"].shape == (2, 4, 64)
 
 
+def test_a_shallower_yamnet_branch_keeps_its_blocks_feature_map(yamnet_tflite):
+    """yamnet_blocks=6: blocks 7-14 are not in the graph, E_yam steps are block 6's (stride 8)
+    and the blocks kept hold the official weights unchanged."""
+    model = build_tiny(yamnet_blocks=6, yamnet_width=1.0, pretrained=True)
+    blocks = {name.split("/")[0] for name in weighted_layers(model)}
+    assert blocks == {f"layer{k}" for k in range(1, 7)}
+    values = probe(model, "yamnet_sequence")
+    assert values["yamnet_sequence"].shape == (2, 13, 256)  # 98 frames / 8, 256 channels
+    reference = yamnet_backbone()
+    load_yamnet_weights(reference, yamnet_tflite)
+    for name, layer in weighted_layers(model).items():
+        for mine, theirs in zip(layer.get_weights(), reference.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
+
+
 def test_without_yamnet_there_is_no_convolution_nor_log_mel():
     model = build_tiny(use_yamnet=False, use_cross_attention=False)
     check_model(model)
@@ -192,6 +207,8 @@ def test_frozen_yamnet_trains_only_the_rest(no_attention, tiny):
         ({"pretrained": "maybe"}, "pretrained must be true, false or 'if_available', got 'maybe'"),
         ({"lstm_units": 0}, "lstm_units must be an integer > 0"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
+        ({"yamnet_blocks": 1}, r"yamnet_blocks must be in \[2, 14\], got 1"),
+        ({"yamnet_blocks": 6.0}, "yamnet_blocks must be an integer, got 6.0"),
     ],
 )
 def test_bad_options(options, message):
