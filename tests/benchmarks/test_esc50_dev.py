@@ -9,6 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import esc50_dev
+from lean_kd.run.recipe import load_recipe
 from processes import map_in_processes
 
 
@@ -94,3 +95,13 @@ def test_results_keep_the_invocations_that_trained_runs(tmp_path, monkeypatch):
     args.fresh = True
     esc50_dev.write_results(rows, args, 6.0, kept=0, trained=0)
     assert json.loads((tmp_path / "esc50_dev.json").read_text())["invocations"] == []
+
+
+def test_rows_measured_at_one_rate_keep_it_whatever_the_recipe_says():
+    recipe = load_recipe(esc50_dev.RECIPE)
+    for method, student in esc50_dev.METHODS.items():
+        training = esc50_dev.student_recipe(recipe, student).training
+        if method.endswith(esc50_dev.ONE_RATE_NAME):
+            assert (training.learning_rate, training.pretrained_learning_rate_scale) == (3e-4, 1)
+        elif method in esc50_dev.GOAL_METHODS[:2]:  # the recipe as it is
+            assert training == recipe.training
