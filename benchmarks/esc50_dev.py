@@ -91,30 +91,25 @@ def distilled_lean_tiny(options: dict[str, Any], training: dict[str, Any]) -> St
     )
 
 
-# The recipe's rates before the ablation that found discriminative rates (pinned on the rows
-# measured with them, so that each row keeps meaning what was run).
-ONE_RATE = {"learning_rate": 3e-4, "pretrained_learning_rate_scale": 1.0}
-ONE_RATE_NAME = ", one learning rate 3e-4"
 METHODS: dict[str, Student] = {
     "LEAN, no KD": Student(({"name": "ce"},)),
+    "LEAN, KD": Student((KD,), int8=True),
+    "LEAN, KD on clip targets": Student((KD,), targets="clip"),
+    "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
+    "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
     "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
-    "LEAN, no KD" + ONE_RATE_NAME: Student(({"name": "ce"},), training=ONE_RATE),
-    "LEAN, KD" + ONE_RATE_NAME: Student((KD,), int8=True, training=ONE_RATE),
-    "LEAN, KD on clip targets" + ONE_RATE_NAME: Student((KD,), targets="clip", training=ONE_RATE),
-    "LEAN, KD + PKT" + ONE_RATE_NAME: Student(
-        (KD, {"name": "pkt", "weight": 1.0}), training=ONE_RATE
+    "LEAN, KD + mixup (online teacher), 480 steps": Student(  # patient teaching: twice as long
+        (KD,), mixup_alpha=0.4, training={"epochs": 60}
     ),
-    "LEAN, no KD + mixup" + ONE_RATE_NAME: Student(  # mixup's own share
-        ({"name": "ce"},), mixup_alpha=0.4, training=ONE_RATE
+    # Discriminative rates: the new layers at 3e-3, the pretrained YAMNet branch at a tenth
+    "LEAN, no KD, new layers at 3e-3, YAMNet branch at 3e-4": Student(
+        ({"name": "ce"},), training=DISCRIMINATIVE_RATES
     ),
-    "LEAN, KD + mixup (online teacher)" + ONE_RATE_NAME: Student(
-        (KD,), mixup_alpha=0.4, int8=True, training=ONE_RATE
+    "LEAN, KD + mixup (online teacher), new layers at 3e-3, YAMNet branch at 3e-4": Student(
+        (KD,), mixup_alpha=0.4, int8=True, training=DISCRIMINATIVE_RATES
     ),
-    "LEAN, KD + mixup (online teacher), 480 steps" + ONE_RATE_NAME: Student(  # patient teaching
-        (KD,), mixup_alpha=0.4, training={**ONE_RATE, "epochs": 60}
-    ),
-    "LEAN, KD + mixup (online teacher), YAMNet branch frozen" + ONE_RATE_NAME: Student(
-        (KD,), mixup_alpha=0.4, options={"yamnet_trainable": "frozen"}, training=ONE_RATE
+    "LEAN, KD + mixup (online teacher), YAMNet branch frozen": Student(  # transfer, few clips
+        (KD,), mixup_alpha=0.4, options={"yamnet_trainable": "frozen"}
     ),
     "LEAN, KD + mixup (online teacher), YAMNet branch frozen, learning rate 3e-3": Student(
         (KD,),
@@ -122,30 +117,21 @@ METHODS: dict[str, Student] = {
         options={"yamnet_trainable": "frozen"},
         training={"learning_rate": 3e-3},
     ),  # fmt: skip
-    "LEAN, KD + mixup (online teacher), new layers at 3e-3, YAMNet branch at 3e-4": Student(
-        (KD,), mixup_alpha=0.4, training=DISCRIMINATIVE_RATES
+    "LEAN, YAMNet queries the wave, KD + mixup (online teacher)": Student(
+        (KD,), mixup_alpha=0.4, options={"attention_direction": "yamnet_to_wave"}
     ),
-    "LEAN, YAMNet queries the wave, KD + mixup (online teacher)" + ONE_RATE_NAME: Student(
-        (KD,),
-        mixup_alpha=0.4,
-        options={"attention_direction": "yamnet_to_wave"},
-        training=ONE_RATE,
-    ),  # fmt: skip
-    "LEAN, YAMNet queries the wave, KD + mixup (online teacher), YAMNet branch frozen"
-    + ONE_RATE_NAME: Student(
+    "LEAN, YAMNet queries the wave, KD + mixup (online teacher), YAMNet branch frozen": Student(
         (KD,),
         mixup_alpha=0.4,
         options={"attention_direction": "yamnet_to_wave", "yamnet_trainable": "frozen"},
-        training=ONE_RATE,
     ),  # fmt: skip
-    "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)" + ONE_RATE_NAME: Student(  # lean_fast
-        (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER, training=ONE_RATE
+    "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(  # the options of lean_fast
+        (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER
     ),
-    "lean_tiny, KD" + ONE_RATE_NAME: Student(
-        (KD,), model="lean_tiny", int8=True, training=ONE_RATE
+    "lean_tiny, KD": Student((KD,), model="lean_tiny", int8=True),
+    "lean_tiny from narrowed pretrained YAMNet, KD + mixup (online teacher)": distilled_lean_tiny(
+        NARROWED_PRETRAINED, {}
     ),
-    "lean_tiny from narrowed pretrained YAMNet, KD + mixup (online teacher)"
-    + ONE_RATE_NAME: distilled_lean_tiny(NARROWED_PRETRAINED, ONE_RATE),
     "lean_tiny from YAMNet's first 6 blocks, KD + mixup (online teacher), new layers at 3e-3": (
         distilled_lean_tiny(SHALLOW_PRETRAINED, DISCRIMINATIVE_RATES)
     ),
