@@ -135,6 +135,8 @@ METHODS: dict[str, Student] = {
     "lean_tiny from YAMNet's first 6 blocks, KD + mixup (online teacher), new layers at 3e-3": (
         distilled_lean_tiny(SHALLOW_PRETRAINED, DISCRIMINATIVE_RATES)
     ),
+    "lean_tiny from YAMNet's first 6 blocks, KD + mixup (online teacher), new layers at 3e-3, "
+    "480 steps": distilled_lean_tiny(SHALLOW_PRETRAINED, {**DISCRIMINATIVE_RATES, "epochs": 60}),
 }
 # The rows the goals name (floor and teacher always run): trained by default; the
 # others are ablations, trained when named in --methods.
