@@ -116,7 +116,7 @@ METHODS: dict[str, Student] = {
         mixup_alpha=0.4,
         options={"yamnet_trainable": "frozen"},
         training={"learning_rate": 3e-3},
-    ),  # fmt: skip
+    ),
     "LEAN, YAMNet queries the wave, KD + mixup (online teacher)": Student(
         (KD,), mixup_alpha=0.4, options={"attention_direction": "yamnet_to_wave"}
     ),
@@ -124,7 +124,7 @@ METHODS: dict[str, Student] = {
         (KD,),
         mixup_alpha=0.4,
         options={"attention_direction": "yamnet_to_wave", "yamnet_trainable": "frozen"},
-    ),  # fmt: skip
+    ),
     "LEAN 1 x BiLSTM(64), KD + mixup (online teacher)": Student(  # the options of lean_fast
         (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER
     ),

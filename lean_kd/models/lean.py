@@ -85,7 +85,9 @@ class LEANConfig(PretrainedYAMNetOptions):
     lstm_layers: int = 2
     patch_seconds: float = 0.025
     yamnet_width: float = 1.0  # YAMNet width multiplier; below 1, pretrained weights are narrowed
-    yamnet_blocks: int = NUM_BLOCKS  # the branch stops after this block (pretrained ones intact)
+    # the branch stops after this block (pretrained ones intact); yamnet_trainable: k still
+    # counts the last k of all 14 blocks, so with fewer blocks kept it trains fewer of them
+    yamnet_blocks: int = NUM_BLOCKS
     yamnet_mean_normalize: bool = True  # the paper's input; YAMNet was pretrained without it
     projection_units: int = 128  # E_yam features
     attention_direction: str = "wave_to_yamnet"  # queries from the first-named branch
