@@ -7,6 +7,8 @@ recipe ``models/recipes/esc50_dev.yaml``:
 
 - **probe**: the floor, a logistic regression on clip-pooled frozen-YAMNet outputs;
 - **teacher**: the recipe's teacher (frozen YAMNet, linear head fitted on every window);
+- **ensemble teacher**: two such heads, on YAMNet's final embedding and on its block-10 map
+  (``ENSEMBLE_MEMBERS``), their logits averaged (``lean_kd.models.ensemble``);
 - with ``--students``: the student rows of ``METHODS`` per seed. By default the rows the goals
   name (``GOAL_METHODS``: LEAN without KD; LEAN taught by KD with mixup, the teacher online on
   the mixed clip, since a cache holds unmixed crops only; lean_tiny the same way); the others
@@ -48,7 +50,7 @@ from lean_kd.distill.teacher_cache import META_FILE
 from lean_kd.files import write_atomic
 from lean_kd.probe import run_probe, yamnet_backbone
 from lean_kd.run import experiment
-from lean_kd.run.recipe import Recipe, load_recipe
+from lean_kd.run.recipe import ModelSection, Recipe, load_recipe
 from processes import map_in_processes
 
 HERE = Path(__file__).resolve().parent
@@ -67,6 +69,9 @@ class Student:
     targets: str = "crop"  # cache.targets; "clip": the teacher's verdict on the whole clip
     model: str = "lean"  # the registry name (the recipe's student options apply to "lean")
     mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
+    teacher: str = (
+        "teacher"  # the fold's run folder of the teacher: "teacher" or "ensemble_teacher"
+    )
     int8: bool = False  # also export int8 TFLite and evaluate it
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
     training: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
@@ -81,7 +86,14 @@ DISCRIMINATIVE_RATES = {"learning_rate": 3e-3, "pretrained_learning_rate_scale":
 DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
 EVERY_DFT = ("fft", "rfft", "int8")  # the export's default first
 TEACHER_ROW = "teacher (frozen YAMNet, window head)"
-BASELINES = ("probe", "teacher")  # run folders of the rows every invocation has
+# Two views of the same frozen network: the final embedding and block 10's pooled map (a
+# mid-level, 512-channel one); a window head on each, their logits averaged.
+ENSEMBLE_MEMBERS = (
+    {"model": "yamnet_teacher", "pretrained": "if_available"},
+    {"model": "yamnet_teacher", "pretrained": "if_available", "yamnet_blocks": 10},
+)
+ENSEMBLE_ROW = "ensemble teacher (frozen YAMNet, window heads on blocks 14 and 10)"
+BASELINES = ("probe", "teacher", "ensemble_teacher")  # run folders every invocation has
 
 
 def distilled_lean_tiny(options: dict[str, Any], training: dict[str, Any]) -> Student:
@@ -98,6 +110,9 @@ METHODS: dict[str, Student] = {
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
     "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
+    "LEAN, KD + mixup (online ensemble teacher)": Student(
+        (KD,), mixup_alpha=0.4, int8=True, teacher="ensemble_teacher"
+    ),
     "LEAN, KD + mixup (online teacher), 480 steps": Student(  # patient teaching: twice as long
         (KD,), mixup_alpha=0.4, training={"epochs": 60}
     ),
@@ -181,9 +196,19 @@ def fold_baselines(base: Recipe, out: Path, fold: int) -> list[dict[str, Any]]:
     teacher = finished(
         folder / "teacher", lambda: experiment.train(recipe, folder / "teacher", verbose=0)
     )
+    ensemble = dataclasses.replace(
+        recipe, teacher=ModelSection(name="ensemble", options={"members": list(ENSEMBLE_MEMBERS)})
+    )
+    ensemble_teacher = finished(
+        folder / "ensemble_teacher",
+        lambda: experiment.train(ensemble, folder / "ensemble_teacher", verbose=0),
+    )
     return [
         _row("probe (floor)", fold, None, probe),
         _row(TEACHER_ROW, fold, None, teacher, folder / "teacher" / "best.keras"),
+        _row(
+            ENSEMBLE_ROW, fold, None, ensemble_teacher, folder / "ensemble_teacher" / "best.keras"
+        ),
     ]
 
 
@@ -222,13 +247,18 @@ def student_runs(
             online = bool(student.mixup_alpha)
             run = StudentRun(
                 method, fold, seed, run_dir, student_recipe(fold_recipe(base, fold, seed), student),
-                folder / "teacher" / "best.keras", None if online else folder / "cache",
+                folder / student.teacher / "best.keras", None if online else cache_folder(folder, student),
             )  # fmt: skip
             runs.append(run)
             to_train = method in methods and not run.done(dfts)
             if run.cache and to_train and not (run.cache / META_FILE).exists():
                 experiment.cache_teacher(run.recipe, run.teacher, run.cache, progress=False)
     return runs
+
+
+def cache_folder(folder: Path, student: Student) -> Path:
+    """The fold's cache of the student's teacher's outputs (one per teacher)."""
+    return folder / ("cache" if student.teacher == "teacher" else f"cache_{student.teacher}")
 
 
 def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -325,7 +355,7 @@ def macs_per_window(rows: list[dict[str, Any]]) -> str:
 
 def row_order(model: str) -> int:
     """Table order: floor, teacher, then ``METHODS`` each followed by its int8 rows."""
-    names = ["probe (floor)", TEACHER_ROW]
+    names = ["probe (floor)", TEACHER_ROW, ENSEMBLE_ROW]
     for method in METHODS:
         names += [method, *(f"{method}, int8 TFLite{DFT_NAMES[d]}" for d in EVERY_DFT)]
     return names.index(model) if model in names else len(names)

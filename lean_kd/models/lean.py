@@ -63,7 +63,7 @@ from lean_kd.models.contract import (
 )
 from lean_kd.models.registry import register
 from lean_kd.models.wave_encoder import WaveEncoderConfig, wave_encoder
-from lean_kd.models.yamnet.network import NUM_BLOCKS, YAMNetConfig, backbone_features
+from lean_kd.models.yamnet.network import YAMNetConfig, backbone_features
 from lean_kd.models.yamnet.teacher import (
     PretrainedYAMNetOptions,
     classifier_head,
@@ -71,7 +71,6 @@ from lean_kd.models.yamnet.teacher import (
 )
 
 DIRECTIONS = ("wave_to_yamnet", "yamnet_to_wave")
-MIN_YAMNET_BLOCKS = 2  # block 1 is a plain convolution; from block 2 on, depthwise-separable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +84,6 @@ class LEANConfig(PretrainedYAMNetOptions):
     lstm_layers: int = 2
     patch_seconds: float = 0.025
     yamnet_width: float = 1.0  # YAMNet width multiplier; below 1, pretrained weights are narrowed
-    # the branch stops after this block (pretrained ones intact); yamnet_trainable: k still
-    # counts the last k of all 14 blocks, so with fewer blocks kept it trains fewer of them
-    yamnet_blocks: int = NUM_BLOCKS
     yamnet_mean_normalize: bool = True  # the paper's input; YAMNet was pretrained without it
     projection_units: int = 128  # E_yam features
     attention_direction: str = "wave_to_yamnet"  # queries from the first-named branch
@@ -99,13 +95,6 @@ class LEANConfig(PretrainedYAMNetOptions):
         super().__post_init__()
         _ = self.wave_encoder  # validates the Wave Encoder options
         YAMNetConfig(width_multiplier=self.yamnet_width)  # validates the width
-        blocks = self.yamnet_blocks
-        if isinstance(blocks, bool) or not isinstance(blocks, int):
-            raise ConfigError(f"yamnet_blocks must be an integer, got {blocks!r}")
-        if not MIN_YAMNET_BLOCKS <= blocks <= NUM_BLOCKS:
-            raise ConfigError(
-                f"yamnet_blocks must be in [{MIN_YAMNET_BLOCKS}, {NUM_BLOCKS}], got {blocks}"
-            )
         if not (self.use_wave_encoder or self.use_yamnet):
             raise ConfigError("LEAN needs at least one branch: use_wave_encoder or use_yamnet")
         if self.use_cross_attention and not (self.use_wave_encoder and self.use_yamnet):
@@ -139,8 +128,9 @@ def yamnet_branch(waveform: tf.Tensor, spec: ModelSpec, config: LEANConfig) -> t
     frames = frontend.num_frames(spec.num_samples)
     whole_clip = dataclasses.replace(frontend, patch_frames=frames)  # the clip is one "patch"
     yamnet = YAMNetConfig(
-        include_head=False, width_multiplier=config.yamnet_width, frontend=whole_clip
-    )
+        include_head=False, width_multiplier=config.yamnet_width, frontend=whole_clip,
+        blocks=config.yamnet_blocks,
+    )  # fmt: skip
     pooled = backbone_features(log_mel, yamnet)  # [B, 1024]: only to find the feature map
     lookup = keras.Model(waveform, pooled)  # not kept: the LEAN graph stops before the pooling
     last_block = f"layer{config.yamnet_blocks}/pointwise_conv/relu"

@@ -10,7 +10,10 @@ accuracy from 0.56 (clip-pooled embeddings) to 0.64 (benchmarks/results/esc50_de
 The result is an ordinary Keras contract model, the recipe's teacher with its classifier set
 from the regression (standardisation folded into the weights), so caching, distillation and
 export treat it as any other teacher. It needs a teacher whose logits are one Dense layer
-named ``classifier`` on its ``embeddings`` (``yamnet_teacher`` without ``hidden_units``).
+named ``classifier`` on its ``embeddings`` (``yamnet_teacher`` without ``hidden_units``), or
+an ensemble of such members: each member's head is fitted on its own features, so members that
+see different features (e.g. ``yamnet_blocks``: YAMNet cut at another depth) disagree where
+one view alone is unsure, and the ensemble averages their logits.
 """
 
 from __future__ import annotations
@@ -41,29 +44,51 @@ def fit_linear_head(
     splits: tuple[str, ...] = ("train",),
     strict: bool = False,
     progress: bool = False,
-) -> LinearProbe:
+) -> list[LinearProbe]:
     """Fit ``model``'s classifier on the window embeddings of ``splits``; ``model`` is changed
-    in place and its backbone stays as it is. Returns the fitted regression."""
-    classifier = _classifier_on_embeddings(model)
-    backbone = model_backbone(model, name=model.name, identity="in memory")  # not cached
+    in place and its backbone stays as it is. An ensemble gets one regression per member, each
+    on its member's own embeddings (their mean logit is the ensemble's). Returns the regressions
+    in member order."""
+    members = linear_head_members(model)
     examples = [e for split in splits for e in index.split(split)]
-    windows = clip_window_outputs(
-        examples, backbone=backbone, hop_fraction=hop_fraction,
-        strict=strict, progress=progress,
-    )  # fmt: skip
-    rows = [(windows[clip_key(e)], e) for e in examples if clip_key(e) in windows]
-    features = np.concatenate([w.embeddings for w, _ in rows])  # [windows, D]
-    labels = np.concatenate(
-        [np.repeat(index.label_matrix([e]), len(w.embeddings), 0) for w, e in rows]
-    )
-    probe = LinearProbe.fit(features, labels, multi_label=index.multi_label, C=C)
-    kernel = (probe.coef / probe.scale).T  # [D, C]: standardisation folded in
-    bias = probe.intercept - probe.coef @ (probe.mean / probe.scale)
-    if not index.multi_label:
-        bias = np.where(probe.trained, bias, -1e4)  # a class never seen never wins
-    classifier.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    logger.info("Linear head fitted on %d windows of %d clips", len(features), len(rows))
-    return probe
+    labels = index.label_matrix(examples)  # [clips, C]
+    probes = []
+    for member, classifier in members:
+        backbone = model_backbone(member, name=member.name, identity="in memory")  # not cached
+        windows = clip_window_outputs(
+            examples, backbone=backbone, hop_fraction=hop_fraction,
+            strict=strict, progress=progress,
+        )  # fmt: skip
+        kept = [i for i, e in enumerate(examples) if clip_key(e) in windows]
+        per_clip = [windows[clip_key(examples[i])].embeddings for i in kept]
+        features = np.concatenate(per_clip)  # [windows, D]
+        window_labels = np.concatenate(
+            [np.repeat(labels[i : i + 1], len(w), 0) for i, w in zip(kept, per_clip, strict=True)]
+        )
+        probe = LinearProbe.fit(features, window_labels, multi_label=index.multi_label, C=C)
+        kernel = (probe.coef / probe.scale).T  # [D, C]: standardisation folded in
+        bias = probe.intercept - probe.coef @ (probe.mean / probe.scale)
+        if not index.multi_label:
+            bias = np.where(probe.trained, bias, -1e4)  # a class never seen never wins
+        classifier.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+        logger.info(
+            "Linear head of %s fitted on %d windows of %d clips",
+            member.name, len(features), len(kept),
+        )  # fmt: skip
+        probes.append(probe)
+    return probes
+
+
+def linear_head_members(model: keras.Model) -> list[tuple[keras.Model, keras.layers.Dense]]:
+    """``(model, classifier)``, or for an ensemble (lean_kd.models.ensemble) one pair per member."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested and "member_logits" in _output_names(model):
+        return [(member, _classifier_on_embeddings(member)) for member in nested]
+    return [(model, _classifier_on_embeddings(model))]
+
+
+def _output_names(model: keras.Model) -> set[str]:
+    return set(model.output) if isinstance(model.output, dict) else set()
 
 
 def _classifier_on_embeddings(model: keras.Model) -> keras.layers.Dense:

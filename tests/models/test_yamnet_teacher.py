@@ -95,11 +95,35 @@ def test_pretrained_batch_norms_stay_in_inference_mode(teacher, yamnet_tflite):
         ({"yamnet_trainable": True}, "yamnet_trainable must be"),
         ({"yamnet_trainable": -1}, r"in \[0, 14\], got -1"),
         ({"pretrained": "yes"}, "pretrained must be true, false or 'if_available'"),
+        ({"yamnet_blocks": 15}, r"yamnet_blocks must be in \[2, 14\], got 15"),
+        ({"yamnet_blocks": "10"}, "yamnet_blocks must be an integer, got '10'"),
     ],
 )
 def test_bad_options(options, message):
     with pytest.raises(ConfigError, match=message):
         YAMNetTeacherConfig(**options)
+
+
+def test_the_official_head_needs_every_block():
+    with pytest.raises(ConfigError, match="head reads block 14; got include_head=True"):
+        YAMNetConfig(blocks=10)
+
+
+def test_a_teacher_cut_at_block_10_embeds_the_pooled_block_10_map(yamnet_tflite):
+    """yamnet_blocks=10: the embedding is block 10's pooled 512-channel map, from the official
+    weights (the full network's intermediate output), and blocks 11-14 are not in the graph."""
+    cut = registry.build("yamnet_teacher", 3, pretrained=True, yamnet_blocks=10)
+    assert {w.name.split("/")[0] for w in cut.weights} - {"classifier"} == {
+        f"layer{k}" for k in range(1, 11)
+    }
+    full = pretrained_yamnet(
+        YAMNetConfig(input_samples=16000, include_head=False), weights=yamnet_tflite
+    )
+    block10 = keras.Model(full.input, full.get_layer("layer10/pointwise_conv/relu").output)
+    waveform = np.random.default_rng(1).uniform(-0.5, 0.5, [2, 16000]).astype(np.float32)
+    patches = block10(waveform).numpy()  # [B * 2 patches, 6, 4, 512]
+    expected = patches.mean(axis=(1, 2)).reshape(2, 2, 512).mean(axis=1)
+    np.testing.assert_allclose(cut(waveform)["embeddings"].numpy(), expected, atol=1e-5)
 
 
 def test_short_input_is_padded_to_one_patch(short_teacher):

@@ -14,7 +14,7 @@ from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError
 from lean_kd.models import registry
 from lean_kd.probe.backbone import model_backbone
-from lean_kd.probe.teacher import fit_linear_head
+from lean_kd.probe.teacher import fit_linear_head, linear_head_members
 from lean_kd.probe.windows import clip_key, clip_window_outputs
 from lean_kd.run import experiment
 from lean_kd.run.recipe import DataSection, ModelSection, Recipe
@@ -44,7 +44,7 @@ def test_the_keras_teacher_scores_windows_as_the_fitted_regression(recipe, tmp_p
     index = experiment.load_data(recipe)
     model = experiment.model_from_section(recipe.teacher, recipe, index)
     backbone_before = [w.copy() for w in model.get_layer("layer14/pointwise_conv").get_weights()]
-    probe = fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
+    (probe,) = fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
     windows = clip_window_outputs(
         index.split("test"), backbone=model_backbone(model, name="m", identity="x")
     )
@@ -63,6 +63,26 @@ def test_train_with_linear_head_writes_a_run_folder(recipe, tmp_path):
     assert metrics["test"]["num_examples"] > 0 and 0 <= metrics["test"]["map"] <= 1
     reloaded = experiment.load_model(result.best_path)
     assert reloaded.output["logits"].shape[-1] == len(CLASSES)
+
+
+def test_an_ensemble_gets_one_head_per_member_on_its_own_features(recipe):
+    """Members cut at different depths: each head is the regression on its member's windows,
+    and the ensemble's logits are the mean of the members' (lean_kd.models.ensemble)."""
+    index = experiment.load_data(recipe)
+    members = [
+        {"model": "yamnet_teacher", "pretrained": "if_available"},
+        {"model": "yamnet_teacher", "pretrained": "if_available", "yamnet_blocks": 10},
+    ]
+    model = registry.build("ensemble", len(CLASSES), members=members)
+    probes = fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
+    assert [len(p.mean) for p in probes] == [1024, 512]
+    waveform = np.random.default_rng(0).uniform(-0.3, 0.3, [3, 16000]).astype(np.float32)
+    outputs = model(waveform)
+    member_logits = outputs["member_logits"].numpy()  # [B, members, C]
+    for k, (member, probe) in enumerate(zip(linear_head_members(model), probes, strict=True)):
+        embeddings = member[0](waveform)["embeddings"].numpy()
+        np.testing.assert_allclose(member_logits[:, k], probe.logits(embeddings), atol=1e-3)
+    np.testing.assert_allclose(outputs["logits"].numpy(), member_logits.mean(1), atol=1e-5)
 
 
 def test_linear_head_needs_a_classifier_on_the_embeddings(recipe):

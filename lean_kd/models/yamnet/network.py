@@ -48,6 +48,7 @@ _LAYER_DEFS = [
     ("separable", (3, 3), 1, 1024),
 ]
 NUM_BLOCKS = len(_LAYER_DEFS)
+MIN_BLOCKS = 2  # block 1 is a plain convolution; from block 2 on, depthwise-separable
 
 
 def _check_trainable_blocks(trainable_blocks: int | None) -> None:
@@ -67,11 +68,18 @@ class YAMNetConfig:
     width_multiplier: float = 1.0  # scales every conv's filters (1.0 for pretrained weights)
     num_classes: int = NUM_CLASSES
     frontend: LogMelConfig = YAMNET_PRESET
+    blocks: int = NUM_BLOCKS  # the backbone stops after this block (its pooled output embeds)
 
     def __post_init__(self) -> None:
         if self.input_samples is not None and self.input_samples <= 0:
             raise ConfigError(f"input_samples must be > 0 or None, got {self.input_samples}")
         _check_trainable_blocks(self.trainable_blocks)
+        check_blocks(self.blocks, name="blocks")
+        if self.include_head and self.blocks != NUM_BLOCKS:
+            raise ConfigError(
+                f"YAMNet's AudioSet head reads block {NUM_BLOCKS}; got include_head=True with "
+                f"blocks={self.blocks}"
+            )
         if not 0 < self.width_multiplier <= 4:
             raise ConfigError(f"width_multiplier must be in (0, 4], got {self.width_multiplier}")
         if self.num_classes <= 0:
@@ -79,11 +87,19 @@ class YAMNetConfig:
 
     @property
     def embedding_size(self) -> int:
-        return scaled_filters(_LAYER_DEFS[-1][3], self.width_multiplier)
+        return scaled_filters(_LAYER_DEFS[self.blocks - 1][3], self.width_multiplier)
 
     @property
     def patch_shape(self) -> tuple[int, int]:
         return (self.frontend.patch_frames, self.frontend.mel_bins)
+
+
+def check_blocks(blocks: object, *, name: str) -> None:
+    """A depth cut must keep a whole number of blocks, from MIN_BLOCKS to all of them."""
+    if isinstance(blocks, bool) or not isinstance(blocks, int):
+        raise ConfigError(f"{name} must be an integer, got {blocks!r}")
+    if not MIN_BLOCKS <= blocks <= NUM_BLOCKS:
+        raise ConfigError(f"{name} must be in [{MIN_BLOCKS}, {NUM_BLOCKS}], got {blocks}")
 
 
 def scaled_filters(filters: int, width_multiplier: float) -> int:
@@ -156,10 +172,12 @@ def backbone_features(patches: tf.Tensor, config: YAMNetConfig = YAMNetConfig())
     """Apply YAMNet's backbone layers: log-mel patches ``[N, 96, 64]`` -> ``[N, 1024]``.
 
     The last feature map ``[N, 3, 2, 1024]`` (time x mel x channels) is the output of the
-    layer named ``layer14/pointwise_conv/relu`` for per-frame features.
+    layer named ``layer14/pointwise_conv/relu`` for per-frame features. With
+    ``config.blocks=k`` the layers stop after block k and the embedding is its pooled output.
     """
     x = keras.layers.Reshape((*config.patch_shape, 1), name="patch_image")(patches)  # [N,96,64,1]
-    for name, (kind, kernel, stride, filters) in zip(block_names(), _LAYER_DEFS):
+    kept = zip(block_names()[: config.blocks], _LAYER_DEFS[: config.blocks])
+    for name, (kind, kernel, stride, filters) in kept:
         x = _BLOCKS[kind](x, name, kernel, stride, scaled_filters(filters, config.width_multiplier))
     return keras.layers.GlobalAveragePooling2D(name="patch_embedding")(x)  # [N, 1024]
 

@@ -5,7 +5,9 @@ waveform ``[B, samples]`` -> YAMNet's padding (short input gets one full 0.975 s
 input whole 0.48 s patch hops, as the official model) -> log-mel ``[B, frames, 64]`` -> patches
 ``[B, P, 96, 64]`` -> backbone per patch -> ``sequence`` ``[B, P, 1024]`` -> mean over patches
 ``embeddings`` ``[B, 1024]`` -> optional hidden Dense (ReLU) -> optional dropout -> Dense
-``logits``. A 1 s clip gives P = 2 patches (the second one mostly padding).
+``logits``. A 1 s clip gives P = 2 patches (the second one mostly padding). With
+``yamnet_blocks=k`` the backbone stops after block k (block 10: 512-d embeddings of a
+mid-level map), for example for an ensemble of heads on features of different depths.
 
 :class:`PretrainedYAMNetOptions` (also used by the LEAN student) says where the weights come
 from and which blocks train: ``pretrained`` True loads the official weights (see
@@ -28,6 +30,7 @@ from lean_kd.models.yamnet.network import (
     NUM_BLOCKS,
     YAMNetConfig,
     build_yamnet,
+    check_blocks,
     set_trainable_blocks,
     weighted_layers,
 )
@@ -47,8 +50,13 @@ class PretrainedYAMNetOptions:
     pretrained: bool | str = True  # True, False or "if_available"
     yamnet_weights: str | None = None  # .tflite / .h5 / SavedModel; None: $LEAN_KD_YAMNET, cache
     yamnet_trainable: str | int = "all"  # "frozen", "all" or k: only the last k of 14 blocks
+    # YAMNet stops after this block (the kept blocks' pretrained weights intact): a depth cut,
+    # for a cheaper branch or features of another level. yamnet_trainable: k still counts the
+    # last k of all 14 blocks, so with fewer blocks kept it trains fewer of them.
+    yamnet_blocks: int = NUM_BLOCKS
 
     def __post_init__(self) -> None:
+        check_blocks(self.yamnet_blocks, name="yamnet_blocks")
         if not isinstance(self.pretrained, bool) and self.pretrained != IF_AVAILABLE:
             raise ConfigError(
                 f"pretrained must be true, false or {IF_AVAILABLE!r}, got {self.pretrained!r}"
@@ -138,8 +146,9 @@ def build_yamnet_teacher(
     """YAMNet teacher following the model contract (see the module docstring)."""
     frontend = dataclasses.replace(YAMNET_PRESET, sample_rate=spec.sample_rate)
     yamnet_config = YAMNetConfig(
-        input_samples=spec.num_samples, include_head=False, frontend=frontend
-    )
+        input_samples=spec.num_samples, include_head=False, frontend=frontend,
+        blocks=config.yamnet_blocks,
+    )  # fmt: skip
     yamnet = build_yamnet(yamnet_config, name=name)  # only its tensors are used: the model is flat
     sequence = yamnet.output["sequence"]  # [B, P, 1024]
     embeddings = yamnet.output["embeddings"]  # [B, 1024]
