@@ -133,21 +133,25 @@ class BinaryCrossEntropy(_Supervised):
 class HintonKD(Loss):
     """Knowledge distillation for single-label classification.
 
-    ``L = CE(y, softmax(z_s)) + lambda * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``,
-    KL summed over classes and averaged over the batch; ``y`` may be soft (mixup). The seed's
+    ``L = w * CE(y, softmax(z_s)) + lambda * T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``,
+    KL summed over classes and averaged over the batch; ``y`` may be soft (mixup). ``w``
+    (``label_weight``, default 1) at 0 leaves the labels out: the student only matches the
+    teacher's function on the views it is shown ("function matching", Beyer et al. 2022), so
+    with few clips it cannot memorise their labels beyond what the teacher says. The seed's
     ``CE(sigma(z_s, T), sigma(z_t, T))`` differs from the KL by the teacher's entropy, a constant
     for the student: same gradients, but the KL is 0 when the student matches the teacher. T^2
     keeps the soft-target gradients on the scale of the hard-label ones as T grows.
 
     Paper: Hinton, Vinyals, Dean, "Distilling the Knowledge in a Neural Network", 2015.
 
-    Terms: ``ce`` and ``kd`` (= lambda * T^2 * KL).
+    Terms: ``ce`` (= w * CE) and ``kd`` (= lambda * T^2 * KL).
 
-    YAML: ``loss: {name: hinton_kd, temperature: 4.0, lambda: 1.0}``
+    YAML: ``loss: {name: hinton_kd, temperature: 4.0, lambda: 1.0, label_weight: 1.0}``
     """
 
     temperature: float = 4.0
     lambda_: float = 1.0
+    label_weight: float = 1.0
 
     needs_teacher: ClassVar[bool] = True
     term_names: ClassVar[tuple[str, ...]] = ("ce", "kd")
@@ -155,6 +159,7 @@ class HintonKD(Loss):
     def __post_init__(self) -> None:
         _set_float(self, "temperature", low=0.0, low_open=True)
         _set_float(self, "lambda_", low=0.0)
+        _set_float(self, "label_weight", low=0.0)
 
     def terms(
         self, y_true: tf.Tensor, student: Outputs, teacher: Outputs | None
@@ -164,7 +169,7 @@ class HintonKD(Loss):
         log_p_t = tf.nn.log_softmax(z_t / t)  # [B, C]
         kl = tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - tf.nn.log_softmax(z_s / t)), axis=-1)
         return {
-            "ce": _soft_cross_entropy(_labels(y_true, z_s), z_s),
+            "ce": self.label_weight * _soft_cross_entropy(_labels(y_true, z_s), z_s),
             "kd": self.lambda_ * t * t * tf.reduce_mean(kl),
         }
 

@@ -106,6 +106,29 @@ def test_kd_losses_match_numpy(batch, name, labels, reference, names) -> None:
     assert expected["kd"] > 0.01
 
 
+def test_kd_without_labels_is_the_kl_alone_and_ignores_them(batch) -> None:
+    """label_weight 0 (function matching): the label term is 0 and the gradient is the same
+    whatever the labels; 0.5 halves the label term and keeps the KL."""
+    student, teacher = batch["student"], batch["teacher"]
+    full = _terms(
+        build_loss({"name": "hinton_kd", "temperature": 2}), batch["y_soft"], student, teacher
+    )
+    half = build_loss({"name": "hinton_kd", "temperature": 2, "label_weight": 0.5})
+    assert _terms(half, batch["y_soft"], student, teacher) == pytest.approx(
+        {"ce": full["ce"] / 2, "kd": full["kd"]}, rel=1e-6
+    )
+    no_labels = build_loss({"name": "hinton_kd", "temperature": 2, "label_weight": 0})
+    gradients = []
+    for y in (batch["y_soft"], np.roll(batch["y_soft"], 1, axis=1)):
+        logits = tf.Variable(student["logits"], dtype=tf.float32)
+        with tf.GradientTape() as tape:
+            total = no_labels(tf.constant(y, tf.float32), {"logits": logits}, _tf(teacher))
+        gradients.append(tape.gradient(total, logits).numpy())
+        assert float(total) == pytest.approx(full["kd"], rel=1e-5)
+    np.testing.assert_array_equal(gradients[0], gradients[1])
+    assert np.abs(gradients[0]).max() > 1e-4
+
+
 def test_plain_ce_and_bce_match_numpy(batch) -> None:
     s = batch["student"]
     ce = _terms(build_loss({"name": "ce"}), batch["y_soft"], s, None)
@@ -219,12 +242,13 @@ def test_losses_run_in_graph_mode_with_float16_outputs(batch) -> None:
         (
             {"name": "hinton_kd", "temp": 2},
             r"Unknown option\(s\) \['temp'\] for loss 'hinton_kd'; "
-            r"valid options: \['lambda', 'name', 'temperature', 'weight'\]",
+            r"valid options: \['label_weight', 'lambda', 'name', 'temperature', 'weight'\]",
         ),
         ({"name": "ce", "temperature": 2}, r"valid options: \['name', 'weight'\]"),
         ({"name": "hinton_kd", "temperature": 0}, r"temperature must be .* \(0.0, inf\], got 0"),
         ({"name": "hinton_kd", "lambda": -1}, "lambda must be a number in"),
         ({"name": "hinton_kd", "lambda": "0.5"}, "got '0.5'"),
+        ({"name": "hinton_kd", "label_weight": -0.5}, "label_weight must be a number in"),
         ({"name": "multilabel_kd", "lambda": 1.5}, r"lambda must be a number in \[0.0, 1.0\]"),
         ({"name": "pkt", "eps": True}, "eps must be a number"),
         ({"name": "pkt", "weight": -2}, "weight must be a finite number >= 0, got -2"),
