@@ -110,6 +110,16 @@ METHODS: dict[str, Student] = {
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
     "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
+    "LEAN, KD + mixup (online teacher), no label loss": Student(  # function matching
+        ({**KD, "label_weight": 0.0},), mixup_alpha=0.4, int8=True
+    ),
+    "LEAN with YAMNet skip, head fitted first (LP-FT), KD + mixup (online teacher)": Student(
+        (KD,),
+        mixup_alpha=0.4,
+        int8=True,
+        options={"yamnet_skip": True},
+        training={"head_init": "linear_head"},
+    ),  # fmt: skip
     "LEAN, KD + mixup (online ensemble teacher)": Student(
         (KD,), mixup_alpha=0.4, int8=True, teacher="ensemble_teacher"
     ),

@@ -166,6 +166,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies 
 
 
 TRAINING_METHODS = ("keras_fit", "linear_head")
+HEAD_INITS = ("random", "linear_head")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +197,11 @@ class TrainingSection:
     # clip (lean_kd.probe.teacher): seconds instead of hours, and robust with few clips per class.
     method: str = "keras_fit"
     linear_head_c: float = 0.5  # linear_head: inverse L2 strength on standardised embeddings
+    # keras_fit: the classifier's start. linear_head: before gradient training, the classifier
+    # is the regression on the model's window embeddings at init (method linear_head's fit),
+    # then every layer trains: a probe first, then fine-tuning (LP-FT, Kumar et al. 2022), so
+    # the pretrained features are not pulled about by a random head's gradients.
+    head_init: str = "random"
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -227,6 +233,10 @@ class TrainingSection:
         if self.method not in TRAINING_METHODS:
             raise ConfigError(
                 f"training.method must be one of {list(TRAINING_METHODS)}, got {self.method!r}"
+            )
+        if self.head_init not in HEAD_INITS:
+            raise ConfigError(
+                f"training.head_init must be one of {list(HEAD_INITS)}, got {self.head_init!r}"
             )
         if not self.linear_head_c > 0:
             raise ConfigError(f"training.linear_head_c must be > 0, got {self.linear_head_c}")

@@ -137,6 +137,8 @@ def _train_supervised(
                 "teacher_loss must be supervised (ce or bce); a teacher cannot distill from itself"
             )
         model = model_from_section(section, recipe, index)
+        if training.head_init == "linear_head":  # LP-FT: a probe first, then fine-tuning
+            fit_window_head(model, recipe, training, index)
         distiller = Distiller(model, loss)
     result = fit(
         distiller, pipeline, training, run_dir, multi_label=index.multi_label, verbose=verbose
@@ -144,6 +146,20 @@ def _train_supervised(
     if is_chief(scope):
         _write_evaluation(result, pipeline)
     return result
+
+
+def fit_window_head(
+    model: keras.Model, recipe: Recipe, training: TrainingSection, index: DatasetIndex
+) -> None:
+    """The model's classifier fitted on its window embeddings of the training clips, the rest
+    as it is (lean_kd.probe.teacher): method linear_head, and head_init linear_head."""
+    from lean_kd.probe.teacher import fit_linear_head
+
+    audio = recipe.audio
+    fit_linear_head(
+        model, index, hop_fraction=audio.window_hop_seconds / audio.window_seconds,
+        C=training.linear_head_c, strict=recipe.pipeline.strict,
+    )  # fmt: skip
 
 
 def _fit_linear_head(
@@ -156,17 +172,12 @@ def _fit_linear_head(
 ) -> FitResult:
     """The model's backbone frozen, its classifier fitted on every window (lean_kd.probe.teacher)."""
     from lean_kd.models.contract import set_class_names
-    from lean_kd.probe.teacher import fit_linear_head
     from lean_kd.training.trainer import save_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = model_from_section(section, recipe, index)
-    audio = recipe.audio
-    fit_linear_head(
-        model, index, hop_fraction=audio.window_hop_seconds / audio.window_seconds,
-        C=training.linear_head_c, strict=recipe.pipeline.strict,
-    )  # fmt: skip
+    fit_window_head(model, recipe, training, index)
     set_class_names(model, index.class_names)
     best, final = run_dir / "best.keras", run_dir / "final.keras"
     save_model(model, final)
@@ -290,6 +301,8 @@ def distill(
             recipe, index, loss, teacher_path=teacher_path, cache_dir=cache_dir
         )
         student = model_from_section(recipe.student, recipe, index)
+        if recipe.training.head_init == "linear_head":
+            fit_window_head(student, recipe, recipe.training, index)
         distiller = Distiller(student, loss, teacher)
     result = fit(
         distiller,

@@ -3,6 +3,7 @@ fitted on every evaluation window (lean_kd.probe.teacher)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -94,6 +95,30 @@ def test_linear_head_needs_a_classifier_on_the_embeddings(recipe):
         fit_linear_head(model, index, hop_fraction=0.5, C=0.5)
 
 
+def test_head_init_starts_gradient_training_from_the_fitted_head(recipe, tmp_path, yamnet_tflite):
+    """training.head_init linear_head (LP-FT): the classifier gradient training starts from is
+    the regression on the model's window embeddings; one step at a negligible rate keeps it."""
+    training = TrainingSection(
+        head_init="linear_head", epochs=1, steps_per_epoch=1, learning_rate=1e-9, monitor="none"
+    )
+    lp_ft = dataclasses.replace(
+        recipe, student=recipe.teacher, training=training,
+        pipeline=dataclasses.replace(recipe.pipeline, batch_size=4),  # a few training clips
+    )  # fmt: skip
+    result = experiment.train_student(lp_ft, tmp_path / "lp_ft", verbose=0)
+    trained = experiment.load_model(result.final_path).get_layer("classifier").get_weights()
+    index = experiment.load_data(recipe)
+    fresh = experiment.model_from_section(recipe.teacher, recipe, index)
+    random_start = [w.copy() for w in fresh.get_layer("classifier").get_weights()]
+    experiment.fit_window_head(fresh, lp_ft, training, index)
+    fitted = fresh.get_layer("classifier").get_weights()
+    for mine, expected, start in zip(trained, fitted, random_start, strict=True):
+        np.testing.assert_allclose(mine, expected, atol=1e-5)
+        assert np.abs(expected - start).max() > 1e-2
+
+
 def test_bad_method_is_a_config_error():
     with pytest.raises(ConfigError, match="training.method must be one of"):
         TrainingSection(method="sgd")
+    with pytest.raises(ConfigError, match="training.head_init must be one of"):
+        TrainingSection(head_init="probe")
