@@ -113,13 +113,6 @@ METHODS: dict[str, Student] = {
     "LEAN, KD + mixup (online teacher), no label loss": Student(  # function matching
         ({**KD, "label_weight": 0.0},), mixup_alpha=0.4, int8=True
     ),
-    "LEAN with YAMNet skip, head fitted first (LP-FT), KD + mixup (online teacher)": Student(
-        (KD,),
-        mixup_alpha=0.4,
-        int8=True,
-        options={"yamnet_skip": True},
-        training={"head_init": "linear_head"},
-    ),  # fmt: skip
     "LEAN, KD + mixup (online ensemble teacher)": Student(
         (KD,), mixup_alpha=0.4, int8=True, teacher="ensemble_teacher"
     ),

@@ -23,11 +23,7 @@ concat(E_yam, C_t)`` (``sequence``, ``[B, 40, 384]``) -> mean over time (``embed
 ``[B, 384]``) -> optional dropout -> Dense (``logits``; the spec's sigmoid/softmax is applied by
 losses and metrics).
 
-``yamnet_skip=True`` appends YAMNet's pooled features ``[B, 1024]`` to ``embeddings`` (then
-``[B, 1408]``), so the classifier can also read the pretrained features directly, as the linear
-head of a frozen-YAMNet teacher does.
-
-Ablation switches (each changes the graph; ``embeddings`` is otherwise the mean of ``sequence``):
+Ablation switches (each changes the graph; ``embeddings`` is always the mean of ``sequence``):
 
 - ``use_cross_attention=False``: no MultiHeadAttention; the other branch is averaged over time
   and repeated on the query branch's grid (same ``sequence`` layout, no realignment);
@@ -94,16 +90,11 @@ class LEANConfig(PretrainedYAMNetOptions):
     attention_heads: int = 4
     attention_key_dim: int = 32
     dropout: float = 0.0  # before the classifier
-    # The classifier also reads YAMNet's pooled features ([B, 1024]) beside the mean of the
-    # combined sequence: the student can express what a linear head on YAMNet (the teacher) does.
-    yamnet_skip: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _ = self.wave_encoder  # validates the Wave Encoder options
         YAMNetConfig(width_multiplier=self.yamnet_width)  # validates the width
-        if self.yamnet_skip and not self.use_yamnet:
-            raise ConfigError("yamnet_skip needs the YAMNet branch (use_yamnet)")
         if not (self.use_wave_encoder or self.use_yamnet):
             raise ConfigError("LEAN needs at least one branch: use_wave_encoder or use_yamnet")
         if self.use_cross_attention and not (self.use_wave_encoder and self.use_yamnet):
@@ -127,11 +118,8 @@ class LEANConfig(PretrainedYAMNetOptions):
         return WaveEncoderConfig(self.patch_seconds, self.lstm_units, self.lstm_layers)
 
 
-def yamnet_branch(
-    waveform: tf.Tensor, spec: ModelSpec, config: LEANConfig
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Waveform ``[B, samples]`` -> (``E_yam`` ``[B, T_yam, projection_units]``, the pretrained
-    features it projects ``[B, T_yam, C]``) (see module)."""
+def yamnet_branch(waveform: tf.Tensor, spec: ModelSpec, config: LEANConfig) -> tf.Tensor:
+    """Waveform ``[B, samples]`` -> ``E_yam`` ``[B, T_yam, projection_units]`` (see module)."""
     preset = dataclasses.replace(
         YAMNET_PRESET, sample_rate=spec.sample_rate, mean_normalize=config.yamnet_mean_normalize
     )
@@ -150,7 +138,7 @@ def yamnet_branch(
     _, steps, bins, channels = feature_map.shape
     x = keras.layers.AveragePooling2D((1, bins), name="yamnet_frequency_mean")(feature_map)
     x = keras.layers.Reshape((steps, channels), name="yamnet_sequence")(x)  # [B, T_yam, C]
-    return keras.layers.Dense(config.projection_units, name="yamnet_projection")(x), x  # E_yam
+    return keras.layers.Dense(config.projection_units, name="yamnet_projection")(x)  # E_yam
 
 
 def combined_sequence(branches: dict[str, tf.Tensor], config: LEANConfig) -> tf.Tensor:
@@ -183,12 +171,9 @@ def build_lean(
     if config.use_wave_encoder:
         branches["wave"] = wave_encoder(waveform, config.wave_encoder, sample_rate=spec.sample_rate)
     if config.use_yamnet:
-        branches["yamnet"], yamnet_features = yamnet_branch(waveform, spec, config)
+        branches["yamnet"] = yamnet_branch(waveform, spec, config)
     sequence = combined_sequence(branches, config)  # [B, T, D]
     embeddings = keras.layers.GlobalAveragePooling1D(name="embeddings")(sequence)  # [B, D]
-    if config.yamnet_skip:  # the classifier also reads YAMNet's pooled features, unprojected
-        pooled = keras.layers.GlobalAveragePooling1D(name="yamnet_pooled")(yamnet_features)
-        embeddings = keras.layers.Concatenate(name="embeddings_with_yamnet")([embeddings, pooled])
     logits = classifier_head(embeddings, spec, dropout=config.dropout)
     outputs = contract_outputs(spec, logits=logits, embeddings=embeddings, sequence=sequence)
     model = keras.Model(waveform, outputs, name=name)

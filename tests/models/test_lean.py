@@ -132,20 +132,6 @@ def test_a_shallower_yamnet_branch_keeps_its_blocks_feature_map(yamnet_tflite):
             np.testing.assert_array_equal(mine, theirs, err_msg=name)
 
 
-def test_yamnet_skip_appends_the_pooled_yamnet_features_to_the_embeddings():
-    model = build_tiny(yamnet_skip=True)
-    values = probe(model, "yamnet_sequence", "combined_sequence")
-    sequence_mean = values["combined_sequence"].mean(axis=1)
-    yamnet_mean = values["yamnet_sequence"].mean(axis=1)
-    np.testing.assert_allclose(
-        values["embeddings"], np.concatenate([sequence_mean, yamnet_mean], axis=1), atol=1e-5
-    )
-    assert (
-        model.get_layer("classifier").input.shape[-1]
-        == sequence_mean.shape[1] + yamnet_mean.shape[1]
-    )
-
-
 def test_without_yamnet_there_is_no_convolution_nor_log_mel():
     model = build_tiny(use_yamnet=False, use_cross_attention=False)
     check_model(model)
@@ -222,10 +208,6 @@ def test_frozen_yamnet_trains_only_the_rest(no_attention, tiny):
         ({"lstm_units": 0}, "lstm_units must be an integer > 0"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"yamnet_blocks": 1}, r"yamnet_blocks must be in \[2, 14\], got 1"),
-        (
-            {"yamnet_skip": True, "use_yamnet": False, "use_cross_attention": False},
-            "yamnet_skip needs the YAMNet branch",
-        ),
         ({"yamnet_blocks": 6.0}, "yamnet_blocks must be an integer, got 6.0"),
     ],
 )
