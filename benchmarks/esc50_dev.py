@@ -69,9 +69,8 @@ class Student:
     targets: str = "crop"  # cache.targets; "clip": the teacher's verdict on the whole clip
     model: str = "lean"  # the registry name (the recipe's student options apply to "lean")
     mixup_alpha: float = 0.0  # > 0: consistent teaching, the teacher runs online on the mixed clip
-    teacher: str = (
-        "teacher"  # the fold's run folder of the teacher: "teacher" or "ensemble_teacher"
-    )
+    # the fold's run folder of the teacher: "teacher" or "ensemble_teacher"
+    teacher: str = "teacher"
     int8: bool = False  # also export int8 TFLite and evaluate it
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
     training: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's

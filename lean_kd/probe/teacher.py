@@ -23,7 +23,7 @@ import logging
 import numpy as np
 
 from lean_kd._keras import keras
-from lean_kd.data.index import DatasetIndex
+from lean_kd.data.index import DatasetIndex, Example
 from lean_kd.errors import ConfigError
 from lean_kd.models.contract import model_spec
 from lean_kd.probe.backbone import model_backbone
@@ -49,34 +49,54 @@ def fit_linear_head(
     in place and its backbone stays as it is. An ensemble gets one regression per member, each
     on its member's own embeddings (their mean logit is the ensemble's). Returns the regressions
     in member order."""
-    members = linear_head_members(model)
     examples = [e for split in splits for e in index.split(split)]
-    labels = index.label_matrix(examples)  # [clips, C]
-    probes = []
-    for member, classifier in members:
-        backbone = model_backbone(member, name=member.name, identity="in memory")  # not cached
-        windows = clip_window_outputs(
-            examples, backbone=backbone, hop_fraction=hop_fraction,
-            strict=strict, progress=progress,
+    return [
+        _fit_member_head(
+            member,
+            classifier,
+            examples,
+            index,
+            hop_fraction=hop_fraction,
+            C=C,
+            strict=strict,
+            progress=progress,
         )  # fmt: skip
-        kept = [i for i, e in enumerate(examples) if clip_key(e) in windows]
-        per_clip = [windows[clip_key(examples[i])].embeddings for i in kept]
-        features = np.concatenate(per_clip)  # [windows, D]
-        window_labels = np.concatenate(
-            [np.repeat(labels[i : i + 1], len(w), 0) for i, w in zip(kept, per_clip, strict=True)]
-        )
-        probe = LinearProbe.fit(features, window_labels, multi_label=index.multi_label, C=C)
-        kernel = (probe.coef / probe.scale).T  # [D, C]: standardisation folded in
-        bias = probe.intercept - probe.coef @ (probe.mean / probe.scale)
-        if not index.multi_label:
-            bias = np.where(probe.trained, bias, -1e4)  # a class never seen never wins
-        classifier.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-        logger.info(
-            "Linear head of %s fitted on %d windows of %d clips",
-            member.name, len(features), len(kept),
-        )  # fmt: skip
-        probes.append(probe)
-    return probes
+        for member, classifier in linear_head_members(model)
+    ]
+
+
+def _fit_member_head(
+    model: keras.Model,
+    classifier: keras.layers.Dense,
+    examples: list[Example],
+    index: DatasetIndex,
+    *,
+    hop_fraction: float,
+    C: float,
+    strict: bool,
+    progress: bool,
+) -> LinearProbe:
+    """One model's classifier set from the regression on its own window embeddings."""
+    backbone = model_backbone(model, name=model.name, identity="in memory")  # not cached
+    windows = clip_window_outputs(
+        examples, backbone=backbone, hop_fraction=hop_fraction,
+        strict=strict, progress=progress,
+    )  # fmt: skip
+    rows = [(windows[clip_key(e)], e) for e in examples if clip_key(e) in windows]
+    features = np.concatenate([w.embeddings for w, _ in rows])  # [windows, D]
+    labels = np.concatenate(
+        [np.repeat(index.label_matrix([e]), len(w.embeddings), 0) for w, e in rows]
+    )
+    probe = LinearProbe.fit(features, labels, multi_label=index.multi_label, C=C)
+    kernel = (probe.coef / probe.scale).T  # [D, C]: standardisation folded in
+    bias = probe.intercept - probe.coef @ (probe.mean / probe.scale)
+    if not index.multi_label:
+        bias = np.where(probe.trained, bias, -1e4)  # a class never seen never wins
+    classifier.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    logger.info(
+        "Linear head of %s fitted on %d windows of %d clips", model.name, len(features), len(rows)
+    )
+    return probe
 
 
 def linear_head_members(model: keras.Model) -> list[tuple[keras.Model, keras.layers.Dense]]:
