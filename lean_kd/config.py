@@ -167,6 +167,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies 
 
 TRAINING_METHODS = ("keras_fit", "linear_head")
 HEAD_INITS = ("random", "linear_head")
+OUTPUT_BIASES = ("trained", "teacher")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +203,11 @@ class TrainingSection:
     # then every layer trains: a probe first, then fine-tuning (LP-FT, Kumar et al. 2022), so
     # the pretrained features are not pulled about by a random head's gradients.
     head_init: str = "random"
+    # Distillation only. trained: the classifier's biases as gradient training left them.
+    # teacher: afterwards, the biases alone are refitted so that the student's probabilities on
+    # every window of the clean training clips match the teacher's (lean_kd.probe.output_bias):
+    # trained on mixtures (mixup), a student leans towards the classes mixtures sound like.
+    output_bias: str = "trained"
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -237,6 +243,10 @@ class TrainingSection:
         if self.head_init not in HEAD_INITS:
             raise ConfigError(
                 f"training.head_init must be one of {list(HEAD_INITS)}, got {self.head_init!r}"
+            )
+        if self.output_bias not in OUTPUT_BIASES:
+            raise ConfigError(
+                f"training.output_bias must be one of {list(OUTPUT_BIASES)}, got {self.output_bias!r}"
             )
         if not self.linear_head_c > 0:
             raise ConfigError(f"training.linear_head_c must be > 0, got {self.linear_head_c}")

@@ -40,3 +40,25 @@ def tiny_model(
     return keras.Model(
         waveform, contract_outputs(spec, logits=logits, embeddings=embeddings), name=name
     )
+
+
+def synthetic_yamnet_recipe(root, classes: tuple[str, ...], *, seed: int, **sections):
+    """A recipe on freshly synthesised clips at ``root`` (6 per class, 1-2 s, no distractors;
+    a quarter each for val and test) with the pretrained YAMNet as teacher; ``sections``
+    (e.g. ``pipeline``, ``training``) go to :class:`Recipe`."""
+    from lean_kd.config import AudioConfig
+    from lean_kd.data.synth import SynthConfig, synthesize
+    from lean_kd.run.recipe import DataSection, ModelSection, Recipe
+
+    config = SynthConfig(
+        classes=classes, clips_per_class=6, duration_seconds=(1.0, 2.0), snr_db=(20.0, 30.0),
+        distractor_probability=0.0, val_fraction=0.25, test_fraction=0.25,
+        seed=shifted_seed(seed),
+    )  # fmt: skip
+    synthesize(root, config, progress=False)
+    return Recipe(
+        data=DataSection(dataset="csv", root=str(root)),
+        audio=AudioConfig(clip_seconds=1.0),
+        teacher=ModelSection(name="yamnet_teacher", options={"pretrained": "if_available"}),
+        **sections,
+    )

@@ -26,7 +26,7 @@ from lean_kd.files import write_atomic, write_json
 from lean_kd.run.recipe import ModelSection, Recipe
 from lean_kd.training.determinism import seed_everything
 from lean_kd.training.distribute import global_batch_size, is_chief, make_strategy
-from lean_kd.training.trainer import FitResult, fit
+from lean_kd.training.trainer import FitResult, fit, save_model
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,11 @@ def train(
     recipe: Recipe, run_dir: Path, *, strategy: str | None = None, verbose: Any = "auto"
 ) -> FitResult:
     """Fine-tune (or train from scratch) the recipe's teacher with a supervised loss."""
+    if recipe.teacher_training.output_bias != "trained":
+        raise ConfigError(
+            "teacher_training.output_bias must be 'trained': a teacher has no teacher to fit its "
+            "biases to (output_bias belongs in the student's training section)"
+        )
     return _train_supervised(
         recipe, recipe.teacher, recipe.teacher_training, run_dir, strategy=strategy, verbose=verbose
     )
@@ -108,10 +113,12 @@ def train_student(
 ) -> FitResult:
     """The recipe's student on labels only (the teacher's loss, the student's training settings).
 
-    The baseline distillation has to beat: same model, data and schedule, no teacher.
+    The baseline distillation has to beat: same model, data and schedule, no teacher (so
+    ``training.output_bias`` keeps the trained biases).
     """
+    training = dataclasses.replace(recipe.training, output_bias="trained")
     return _train_supervised(
-        recipe, recipe.student, recipe.training, run_dir, strategy=strategy, verbose=verbose
+        recipe, recipe.student, training, run_dir, strategy=strategy, verbose=verbose
     )
 
 
@@ -155,11 +162,15 @@ def fit_window_head(
     as it is (lean_kd.probe.teacher): method linear_head, and head_init linear_head."""
     from lean_kd.probe.teacher import fit_linear_head
 
-    audio = recipe.audio
     fit_linear_head(
-        model, index, hop_fraction=audio.window_hop_seconds / audio.window_seconds,
+        model, index, hop_fraction=window_hop_fraction(recipe),
         C=training.linear_head_c, strict=recipe.pipeline.strict,
     )  # fmt: skip
+
+
+def window_hop_fraction(recipe: Recipe) -> float:
+    """The hop between evaluation windows as a fraction of a window (heads fit on those windows)."""
+    return recipe.audio.window_hop_seconds / recipe.audio.window_seconds
 
 
 def _fit_linear_head(
@@ -172,7 +183,6 @@ def _fit_linear_head(
 ) -> FitResult:
     """The model's backbone frozen, its classifier fitted on every window (lean_kd.probe.teacher)."""
     from lean_kd.models.contract import set_class_names
-    from lean_kd.training.trainer import save_model
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -297,6 +307,7 @@ def distill(
     )  # before init
     with scope.scope():
         loss = distillation_loss(recipe, index)
+        bias_teacher_path = _output_bias_teacher_path(recipe, loss, teacher_path)
         teacher, crops, val_crops = teacher_outputs(
             recipe, index, loss, teacher_path=teacher_path, cache_dir=cache_dir
         )
@@ -315,8 +326,55 @@ def distill(
         verbose=verbose,
     )
     if is_chief(scope):
+        if bias_teacher_path is not None:
+            online = teacher is not None  # else the student learnt from the teacher's cache
+            _fit_output_bias(
+                result, recipe, index, student, teacher if online else load_model(bias_teacher_path)
+            )
         _write_evaluation(result, pipeline)
     return result
+
+
+def _output_bias_teacher_path(recipe: Recipe, loss: Any, teacher_path: Path | None) -> Path | None:
+    """The teacher checkpoint ``training.output_bias: teacher`` fits the student's biases to
+    (checked before training); None: the biases stay as trained."""
+    if recipe.training.output_bias == "trained" or not loss.needs_teacher:
+        return None  # a student taught without a teacher keeps its trained biases
+    path = teacher_path or recipe.teacher.checkpoint
+    if not path:
+        raise ConfigError(
+            "training.output_bias 'teacher' fits the student's biases to the teacher model's "
+            "window scores: pass --teacher TEACHER.keras (as well as --cache when training from "
+            "a teacher cache) or set teacher.checkpoint in the recipe"
+        )
+    return Path(path)
+
+
+def _fit_output_bias(
+    result: FitResult,
+    recipe: Recipe,
+    index: DatasetIndex,
+    student: keras.Model,
+    teacher: keras.Model,
+) -> None:
+    """The trained student's biases fitted to ``teacher`` (lean_kd.probe.output_bias), written
+    into final.keras and, when it holds another epoch, best.keras."""
+    from lean_kd.probe.output_bias import fit_output_bias
+
+    checkpoints = [(student, result.final_path)]
+    if recipe.training.monitor != "none":  # best.keras is another epoch's student
+        checkpoints.append((load_model(result.best_path), result.best_path))
+    for model, path in checkpoints:
+        fit_output_bias(
+            model,
+            teacher,
+            index,
+            hop_fraction=window_hop_fraction(recipe),
+            strict=recipe.pipeline.strict,
+        )
+        save_model(model, path)
+    if recipe.training.monitor == "none":
+        write_atomic(result.best_path, result.final_path.read_bytes())
 
 
 def distributed_recipe(

@@ -9,16 +9,14 @@ import json
 import numpy as np
 import pytest
 
-from helpers import shifted_seed
-from lean_kd.config import AudioConfig, PipelineConfig, TrainingSection
-from lean_kd.data.synth import SynthConfig, synthesize
+from helpers import synthetic_yamnet_recipe
+from lean_kd.config import PipelineConfig, TrainingSection
 from lean_kd.errors import ConfigError
 from lean_kd.models import registry
 from lean_kd.probe.backbone import model_backbone
 from lean_kd.probe.teacher import fit_linear_head, linear_head_members
 from lean_kd.probe.windows import clip_key, clip_window_outputs
 from lean_kd.run import experiment
-from lean_kd.run.recipe import DataSection, ModelSection, Recipe
 
 CLASSES = ("siren", "knock", "rain")
 HEAD = TrainingSection(method="linear_head")
@@ -26,19 +24,10 @@ HEAD = TrainingSection(method="linear_head")
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    root = tmp_path_factory.mktemp("linear_head")
-    config = SynthConfig(
-        classes=CLASSES, clips_per_class=6, duration_seconds=(1.0, 2.0), snr_db=(20.0, 30.0),
-        distractor_probability=0.0, val_fraction=0.25, test_fraction=0.25, seed=shifted_seed(0),
+    return synthetic_yamnet_recipe(
+        tmp_path_factory.mktemp("linear_head"), CLASSES, seed=0,
+        pipeline=PipelineConfig(batch_size=8), teacher_training=HEAD,
     )  # fmt: skip
-    synthesize(root, config, progress=False)
-    return Recipe(
-        data=DataSection(dataset="csv", root=str(root)),
-        audio=AudioConfig(clip_seconds=1.0),
-        pipeline=PipelineConfig(batch_size=8),
-        teacher=ModelSection(name="yamnet_teacher", options={"pretrained": "if_available"}),
-        teacher_training=HEAD,
-    )
 
 
 def test_the_keras_teacher_scores_windows_as_the_fitted_regression(recipe, tmp_path):
