@@ -84,6 +84,7 @@ SHALLOW_PRETRAINED = {**NARROWED_PRETRAINED, "yamnet_width": 1.0, "yamnet_blocks
 DISCRIMINATIVE_RATES = {"learning_rate": 3e-3, "pretrained_learning_rate_scale": 0.1}
 DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
 EVERY_DFT = ("fft", "rfft", "int8")  # the export's default first
+BEFORE_BIAS_FIT = ", before the bias fit (same runs)"  # output_bias teacher rows, paired
 TEACHER_ROW = "teacher (frozen YAMNet, window head)"
 # Two views of the same frozen network: the final embedding and block 10's pooled map (a
 # mid-level, 512-channel one); a window head on each, their logits averaged.
@@ -277,6 +278,9 @@ def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]
     ))  # fmt: skip
     checkpoint = run.run_dir / "best.keras"
     rows = [_row(run.method, run.fold, run.seed, metrics, checkpoint)]
+    if "trained_biases" in metrics:  # training.output_bias: the same run before the refit
+        before = {"parameters": metrics.get("parameters"), **metrics["trained_biases"]}
+        rows.append(_row(run.method + BEFORE_BIAS_FIT, run.fold, run.seed, before, checkpoint))
     if METHODS[run.method].int8:
         done = {d for d in EVERY_DFT if (run.run_dir / f"int8_dft-{d}" / "metrics.json").exists()}
         exported = [d for d in EVERY_DFT if d in dfts or d in done]
@@ -363,7 +367,8 @@ def row_order(model: str) -> int:
     """Table order: floor, teacher, then ``METHODS`` each followed by its int8 rows."""
     names = ["probe (floor)", TEACHER_ROW, ENSEMBLE_ROW]
     for method in METHODS:
-        names += [method, *(f"{method}, int8 TFLite{DFT_NAMES[d]}" for d in EVERY_DFT)]
+        names += [method, method + BEFORE_BIAS_FIT]
+        names += [f"{method}, int8 TFLite{DFT_NAMES[d]}" for d in EVERY_DFT]
     return names.index(model) if model in names else len(names)
 
 

@@ -326,12 +326,17 @@ def distill(
         verbose=verbose,
     )
     if is_chief(scope):
+        extra = {}
         if bias_teacher_path is not None:
             online = teacher is not None  # else the student learnt from the teacher's cache
-            _fit_output_bias(
-                result, recipe, index, student, teacher if online else load_model(bias_teacher_path)
+            extra["trained_biases"] = _fit_output_bias(
+                result,
+                recipe,
+                pipeline,
+                student,
+                teacher if online else load_model(bias_teacher_path),
             )
-        _write_evaluation(result, pipeline)
+        _write_evaluation(result, pipeline, extra)
     return result
 
 
@@ -353,28 +358,33 @@ def _output_bias_teacher_path(recipe: Recipe, loss: Any, teacher_path: Path | No
 def _fit_output_bias(
     result: FitResult,
     recipe: Recipe,
-    index: DatasetIndex,
+    pipeline: AudioPipeline,
     student: keras.Model,
     teacher: keras.Model,
-) -> None:
+) -> dict[str, Any]:
     """The trained student's biases fitted to ``teacher`` (lean_kd.probe.output_bias), written
-    into final.keras and, when it holds another epoch, best.keras."""
+    into final.keras and, when it holds another epoch, best.keras. Returns best.keras's val and
+    test metrics before the refit, so a run report shows what the refit changed."""
     from lean_kd.probe.output_bias import fit_output_bias
 
+    keeps_last = recipe.training.monitor == "none"  # best.keras is final.keras
+    best = student if keeps_last else load_model(result.best_path)
+    before = _split_metrics(best, pipeline)
     checkpoints = [(student, result.final_path)]
-    if recipe.training.monitor != "none":  # best.keras is another epoch's student
-        checkpoints.append((load_model(result.best_path), result.best_path))
+    if not keeps_last:
+        checkpoints.append((best, result.best_path))
     for model, path in checkpoints:
         fit_output_bias(
             model,
             teacher,
-            index,
+            pipeline.index,
             hop_fraction=window_hop_fraction(recipe),
             strict=recipe.pipeline.strict,
         )
         save_model(model, path)
-    if recipe.training.monitor == "none":
+    if keeps_last:
         write_atomic(result.best_path, result.final_path.read_bytes())
+    return before
 
 
 def distributed_recipe(
@@ -423,13 +433,15 @@ def qat_from_recipe(
     return model, index
 
 
-def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
-    """metrics.json beside the checkpoints: the best model on val and test (when present)."""
+def _write_evaluation(
+    result: FitResult, pipeline: AudioPipeline, extra: Mapping[str, Any] | None = None
+) -> None:
+    """metrics.json beside the checkpoints: the best model on val and test (when present), and
+    ``extra`` entries."""
     model = load_model(result.best_path)
     report = {"epochs_run": result.epochs_run, "parameters": int(model.count_params())}
-    for split in ("val", "test"):
-        if pipeline.index.split(split):
-            report[split] = evaluate_keras(model, pipeline, split)
+    report.update(_split_metrics(model, pipeline))
+    report.update(extra or {})
     path = result.run_dir / "metrics.json"
     write_json(path, report)
     logger.info(
@@ -437,6 +449,15 @@ def _write_evaluation(result: FitResult, pipeline: AudioPipeline) -> None:
         report["val"]["map"],
         f", test mAP {report['test']['map']:.4f}" if "test" in report else "",
     )
+
+
+def _split_metrics(model: keras.Model, pipeline: AudioPipeline) -> dict[str, Any]:
+    """``{split: evaluate_keras report}`` for val and test, when the data has them."""
+    return {
+        split: evaluate_keras(model, pipeline, split)
+        for split in ("val", "test")
+        if pipeline.index.split(split)
+    }
 
 
 __all__ = [

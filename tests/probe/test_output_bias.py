@@ -5,6 +5,7 @@ that its window probabilities on the clean training clips match the teacher's
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -82,6 +83,8 @@ def test_distilling_with_output_bias_teacher_saves_the_student_at_the_fitted_bia
     teacher_scores = _train_windows(experiment.load_model(teacher.best_path), index)
     np.testing.assert_allclose(student_scores.mean(0), teacher_scores.mean(0), atol=2e-3)
     assert result.best_path.read_bytes() == result.final_path.read_bytes()
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["trained_biases"]["test"]["map"] >= 0  # the same student before the fit
     # A second fit moves nothing: the saved biases are the fit's optimum.
     shift = fit_output_bias(
         student, experiment.load_model(teacher.best_path), index, hop_fraction=0.5
