@@ -139,6 +139,15 @@ METHODS: dict[str, Student] = {
         options={"yamnet_trainable": "frozen"},
         training={"learning_rate": 3e-3},
     ),
+    "LEAN, KD + mixup (online teacher), YAMNet branch frozen, learning rate 3e-3, 480 steps": (
+        Student(
+            (KD,),
+            mixup_alpha=0.4,
+            int8=True,
+            options={"yamnet_trainable": "frozen"},
+            training={"learning_rate": 3e-3, "epochs": 60},
+        )
+    ),
     "LEAN, YAMNet queries the wave, KD + mixup (online teacher)": Student(
         (KD,), mixup_alpha=0.4, options={"attention_direction": "yamnet_to_wave"}
     ),
