@@ -148,6 +148,15 @@ METHODS: dict[str, Student] = {
             training={"learning_rate": 3e-3, "epochs": 60},
         )
     ),
+    # The same with LayerNorm on E_yam: bounded attention keys, for the int8 export
+    "LEAN with E_yam normalised, KD + mixup (online teacher), YAMNet branch frozen, learning "
+    "rate 3e-3, 480 steps": Student(
+        (KD,),
+        mixup_alpha=0.4,
+        int8=True,
+        options={"yamnet_trainable": "frozen", "projection_norm": True},
+        training={"learning_rate": 3e-3, "epochs": 60},
+    ),
     "LEAN, YAMNet queries the wave, KD + mixup (online teacher)": Student(
         (KD,), mixup_alpha=0.4, options={"attention_direction": "yamnet_to_wave"}
     ),

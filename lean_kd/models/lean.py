@@ -21,7 +21,7 @@ steps query ``E_yam`` -> realigned ``E_yam`` ``[B, 40, 128]``; ``"yamnet_to_wave
 YAMNet steps query ``C_t`` -> realigned ``C_t`` ``[B, 4, 256]``. Then ``E_combined =
 concat(E_yam, C_t)`` (``sequence``, ``[B, 40, 384]``) -> mean over time (``embeddings``
 ``[B, 384]``) -> optional dropout -> Dense (``logits``; the spec's sigmoid/softmax is applied by
-losses and metrics).
+losses and metrics). ``projection_norm=True`` adds a LayerNormalization after the projection.
 
 Ablation switches (each changes the graph; ``embeddings`` is always the mean of ``sequence``):
 
@@ -86,6 +86,10 @@ class LEANConfig(PretrainedYAMNetOptions):
     yamnet_width: float = 1.0  # YAMNet width multiplier; below 1, pretrained weights are narrowed
     yamnet_mean_normalize: bool = True  # the paper's input; YAMNet was pretrained without it
     projection_units: int = 128  # E_yam features
+    # LayerNormalization on E_yam: the attention's keys then keep a bounded scale. Without it, a
+    # fast-learning projection of the (0..100) YAMNet features can make the attention nearly
+    # hard, and the int8 rounding of those features then flips which step it picks.
+    projection_norm: bool = False
     attention_direction: str = "wave_to_yamnet"  # queries from the first-named branch
     attention_heads: int = 4
     attention_key_dim: int = 32
@@ -138,7 +142,10 @@ def yamnet_branch(waveform: tf.Tensor, spec: ModelSpec, config: LEANConfig) -> t
     _, steps, bins, channels = feature_map.shape
     x = keras.layers.AveragePooling2D((1, bins), name="yamnet_frequency_mean")(feature_map)
     x = keras.layers.Reshape((steps, channels), name="yamnet_sequence")(x)  # [B, T_yam, C]
-    return keras.layers.Dense(config.projection_units, name="yamnet_projection")(x)  # E_yam
+    x = keras.layers.Dense(config.projection_units, name="yamnet_projection")(x)  # E_yam
+    if config.projection_norm:
+        x = keras.layers.LayerNormalization(name="yamnet_projection_norm")(x)
+    return x
 
 
 def combined_sequence(branches: dict[str, tf.Tensor], config: LEANConfig) -> tf.Tensor:

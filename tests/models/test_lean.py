@@ -117,6 +117,20 @@ def test_without_wave_encoder_there_is_no_lstm():
     assert values["sequence"].shape == (2, 4, 64)
 
 
+def test_projection_norm_normalises_every_yamnet_step():
+    model = build_tiny(use_wave_encoder=False, use_cross_attention=False, projection_norm=True)
+    projection = model.get_layer("yamnet_projection")
+    kernel, bias = projection.get_weights()
+    rng = np.random.default_rng(shifted_seed(0))
+    projection.set_weights([kernel, rng.normal(0, 3, bias.shape).astype(np.float32)])
+    values = probe(model, "yamnet_projection", "yamnet_projection_norm")
+    raw, normed = values["yamnet_projection"], values["yamnet_projection_norm"]
+    np.testing.assert_array_equal(values["sequence"], normed)  # E_yam is the normalised one
+    assert raw.std(-1).min() > 0.01  # not a degenerate input
+    expected = (raw - raw.mean(-1, keepdims=True)) / np.sqrt(raw.var(-1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(normed, expected, atol=1e-3)  # gamma 1, beta 0 at init
+
+
 def test_a_shallower_yamnet_branch_keeps_its_blocks_feature_map(yamnet_tflite):
     """yamnet_blocks=6: blocks 7-14 are not in the graph, E_yam steps are block 6's (stride 8)
     and the blocks kept hold the official weights unchanged."""
