@@ -15,7 +15,8 @@ recipe ``models/recipes/esc50_dev.yaml``:
   (KD from the teacher's cache, clip targets, PKT, mixup alone, a smaller Wave Encoder,
   lean_tiny from random init) are ablations, trained when named in ``--methods``. Rows marked
   ``int8`` are also exported as int8 TFLite (log-mel DFT forms: ``--dfts``) and scored from
-  the file.
+  the file; rows marked ``dynamic`` also as dynamic-range TFLite (int8 weights, float
+  activations), the form that keeps a model whose full-int8 export fails.
 
 The probe and the linear-head teacher have no random part (a convex fit on fixed features): their
 spread is over folds only, and they run once per fold. Students run per seed, ``--jobs`` at a
@@ -72,6 +73,7 @@ class Student:
     # the fold's run folder of the teacher: "teacher" or "ensemble_teacher"
     teacher: str = "teacher"
     int8: bool = False  # also export int8 TFLite and evaluate it
+    dynamic: bool = False  # also export dynamic-range TFLite and evaluate it
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
     training: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
 
@@ -83,6 +85,7 @@ NARROWED_PRETRAINED = {"pretrained": "if_available", "yamnet_mean_normalize": Fa
 SHALLOW_PRETRAINED = {**NARROWED_PRETRAINED, "yamnet_width": 1.0, "yamnet_blocks": 6}
 DISCRIMINATIVE_RATES = {"learning_rate": 3e-3, "pretrained_learning_rate_scale": 0.1}
 DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
+DYNAMIC_ROW = ", dynamic-range TFLite"  # int8 weights, float activations
 EVERY_DFT = ("fft", "rfft", "int8")  # the export's default first
 BEFORE_BIAS_FIT = ", before the bias fit (same runs)"  # output_bias teacher rows, paired
 TEACHER_ROW = "teacher (frozen YAMNet, window head)"
@@ -144,6 +147,7 @@ METHODS: dict[str, Student] = {
             (KD,),
             mixup_alpha=0.4,
             int8=True,
+            dynamic=True,
             options={"yamnet_trainable": "frozen"},
             training={"learning_rate": 3e-3, "epochs": 60},
         )
@@ -154,6 +158,7 @@ METHODS: dict[str, Student] = {
         (KD,),
         mixup_alpha=0.4,
         int8=True,
+        dynamic=True,
         options={"yamnet_trainable": "frozen", "projection_norm": True},
         training={"learning_rate": 3e-3, "epochs": 60},
     ),
@@ -253,6 +258,8 @@ class StudentRun:
         paths = [self.run_dir / "metrics.json"]
         if METHODS[self.method].int8:
             paths += [self.run_dir / f"int8_dft-{dft}" / "metrics.json" for dft in dfts]
+        if METHODS[self.method].dynamic:
+            paths.append(self.run_dir / "dynamic_dft-fft" / "metrics.json")
         return all(path.exists() for path in paths)
 
 
@@ -303,9 +310,12 @@ def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]
         done = {d for d in EVERY_DFT if (run.run_dir / f"int8_dft-{d}" / "metrics.json").exists()}
         exported = [d for d in EVERY_DFT if d in dfts or d in done]
         for dft in exported:
-            int8 = finished_int8(run.run_dir, run.recipe, dft)
+            int8 = finished_export(run.run_dir, run.recipe, "int8", dft)
             name = f"{run.method}, int8 TFLite{DFT_NAMES[dft]}"
             rows.append(_row(name, run.fold, run.seed, int8, checkpoint))
+    if METHODS[run.method].dynamic:
+        dynamic = finished_export(run.run_dir, run.recipe, "dynamic", "fft")
+        rows.append(_row(run.method + DYNAMIC_ROW, run.fold, run.seed, dynamic, checkpoint))
     return rows
 
 
@@ -328,10 +338,10 @@ def student_recipe(recipe: Recipe, student: Student) -> Recipe:
     )  # fmt: skip
 
 
-def finished_int8(run_dir: Path, recipe: Recipe, dft: str) -> dict[str, Any]:
-    """Test metrics of the run's best model as int8 TFLite with the log-mel DFT as ``dft``
+def finished_export(run_dir: Path, recipe: Recipe, quant: str, dft: str) -> dict[str, Any]:
+    """Test metrics of the run's best model as ``quant`` TFLite with the log-mel DFT as ``dft``
     (exported once, then reused)."""
-    path = run_dir / f"int8_dft-{dft}" / "metrics.json"
+    path = run_dir / f"{quant}_dft-{dft}" / "metrics.json"
     if not path.exists():
         from lean_kd.evaluation import evaluate_model
         from lean_kd.export.checkpoint import export_checkpoint
@@ -341,7 +351,7 @@ def finished_int8(run_dir: Path, recipe: Recipe, dft: str) -> dict[str, Any]:
         path.parent.mkdir(exist_ok=True)
         start = time.perf_counter()
         exported = export_checkpoint(
-            model, quant="int8", out=path.parent / "model.tflite", index=index,
+            model, quant=quant, out=path.parent / "model.tflite", index=index,
             calibration_count=recipe.export.num_calibration, lstm=recipe.export.lstm, dft=dft,
         )  # fmt: skip
         report = evaluate_model(
@@ -387,6 +397,7 @@ def row_order(model: str) -> int:
     for method in METHODS:
         names += [method, method + BEFORE_BIAS_FIT]
         names += [f"{method}, int8 TFLite{DFT_NAMES[d]}" for d in EVERY_DFT]
+        names.append(method + DYNAMIC_ROW)
     return names.index(model) if model in names else len(names)
 
 
