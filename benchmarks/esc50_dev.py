@@ -152,6 +152,11 @@ METHODS: dict[str, Student] = {
             training={"learning_rate": 3e-3, "epochs": 60},
         )
     ),
+    "LEAN, no KD, YAMNet branch frozen, learning rate 3e-3, 480 steps": Student(  # its baseline
+        ({"name": "ce"},),
+        options={"yamnet_trainable": "frozen"},
+        training={"learning_rate": 3e-3, "epochs": 60},
+    ),
     # The same with LayerNorm on E_yam: bounded attention keys, for the int8 export
     "LEAN with E_yam normalised, KD + mixup (online teacher), YAMNet branch frozen, learning "
     "rate 3e-3, 480 steps": Student(
