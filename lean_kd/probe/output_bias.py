@@ -16,6 +16,7 @@ class, its size and its export are unchanged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -35,37 +36,47 @@ PROBABILITY_FLOOR = 1e-7  # float32 probabilities back to logits without infinit
 
 
 def fit_output_bias(
-    student: keras.Model,
+    students: Sequence[keras.Model],
     teacher: keras.Model,
     index: DatasetIndex,
     *,
     hop_fraction: float,
     splits: tuple[str, ...] = ("train",),
     strict: bool = False,
-) -> np.ndarray:
-    """Shift ``student``'s classifier biases (in place) so that its window probabilities on
-    ``splits`` match ``teacher``'s as closely as biases can; returns the shift ``[classes]``."""
-    classifier = logits_layer(student)
-    multi_label = model_spec(student).multi_label
+) -> list[np.ndarray]:
+    """Shift each student's classifier biases (in place) so that its window probabilities on
+    ``splits`` match ``teacher``'s as closely as biases can (the teacher is run once for all);
+    returns the shifts ``[classes]`` in student order."""
     examples = [e for split in splits for e in index.split(split)]
-    scores = {}
-    for role, model in (("student", student), ("teacher", teacher)):
-        backbone = model_backbone(model, name=role, identity="in memory")  # not cached
-        windows = clip_window_outputs(
-            examples, backbone=backbone, hop_fraction=hop_fraction, strict=strict
-        )
-        scores[role] = np.concatenate([windows[clip_key(e)].scores for e in examples
-                                       if clip_key(e) in windows])  # fmt: skip
-    if not len(scores["student"]):
+    targets = _window_scores(teacher, examples, hop_fraction, strict)
+    if not len(targets):
         raise ConfigError(f"No readable clip in the {'/'.join(splits)} split to fit biases on")
-    shift = bias_shift(_logits(scores["student"], multi_label), scores["teacher"], multi_label)
-    kernel, bias = classifier.get_weights()
-    classifier.set_weights([kernel, (bias + shift).astype(bias.dtype)])
-    logger.info(
-        "Output biases fitted to the teacher on %d windows: mean |shift| %.3f, max %.3f",
-        len(scores["student"]), float(np.abs(shift).mean()), float(np.abs(shift).max()),
-    )  # fmt: skip
-    return shift
+    shifts = []
+    for student in students:
+        classifier = logits_layer(student)
+        multi_label = model_spec(student).multi_label
+        scores = _window_scores(student, examples, hop_fraction, strict)
+        shift = bias_shift(_logits(scores, multi_label), targets, multi_label)
+        kernel, bias = classifier.get_weights()
+        classifier.set_weights([kernel, (bias + shift).astype(bias.dtype)])
+        logger.info(
+            "Output biases fitted to the teacher on %d windows: mean |shift| %.3f, max %.3f",
+            len(scores), float(np.abs(shift).mean()), float(np.abs(shift).max()),
+        )  # fmt: skip
+        shifts.append(shift)
+    return shifts
+
+
+def _window_scores(
+    model: keras.Model, examples: list, hop_fraction: float, strict: bool
+) -> np.ndarray:
+    """``[windows, classes]`` probabilities of ``model`` on every window of ``examples``."""
+    backbone = model_backbone(model, name=model.name, identity="in memory")  # not cached
+    windows = clip_window_outputs(
+        examples, backbone=backbone, hop_fraction=hop_fraction, strict=strict
+    )
+    found = [windows[clip_key(e)].scores for e in examples if clip_key(e) in windows]
+    return np.concatenate(found) if found else np.zeros([0, 0], np.float32)
 
 
 def bias_shift(logits: np.ndarray, targets: np.ndarray, multi_label: bool) -> np.ndarray:

@@ -370,17 +370,17 @@ def _fit_output_bias(
     keeps_last = recipe.training.monitor == "none"  # best.keras is final.keras
     best = student if keeps_last else load_model(result.best_path)
     before = _split_metrics(best, pipeline)
-    checkpoints = [(student, result.final_path)]
+    checkpoints = {result.final_path: student}
     if not keeps_last:
-        checkpoints.append((best, result.best_path))
-    for model, path in checkpoints:
-        fit_output_bias(
-            model,
-            teacher,
-            pipeline.index,
-            hop_fraction=window_hop_fraction(recipe),
-            strict=recipe.pipeline.strict,
-        )
+        checkpoints[result.best_path] = best
+    fit_output_bias(
+        list(checkpoints.values()),
+        teacher,
+        pipeline.index,
+        hop_fraction=window_hop_fraction(recipe),
+        strict=recipe.pipeline.strict,
+    )
+    for path, model in checkpoints.items():
         save_model(model, path)
     if keeps_last:
         write_atomic(result.best_path, result.final_path.read_bytes())

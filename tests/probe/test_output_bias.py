@@ -86,8 +86,8 @@ def test_distilling_with_output_bias_teacher_saves_the_student_at_the_fitted_bia
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["trained_biases"]["test"]["map"] >= 0  # the same student before the fit
     # A second fit moves nothing: the saved biases are the fit's optimum.
-    shift = fit_output_bias(
-        student, experiment.load_model(teacher.best_path), index, hop_fraction=0.5
+    (shift,) = fit_output_bias(
+        [student], experiment.load_model(teacher.best_path), index, hop_fraction=0.5
     )
     np.testing.assert_allclose(shift, 0, atol=1e-2)
 
@@ -112,7 +112,7 @@ def test_output_bias_needs_a_classifier_with_a_bias(recipe):
     model = registry.build("yamnet_teacher", len(CLASSES), pretrained=False, hidden_units=8)
     model.get_layer("classifier").use_bias = False
     with pytest.raises(ConfigError, match="Dense layer named 'classifier' with a bias"):
-        fit_output_bias(model, model, index, hop_fraction=0.5)
+        fit_output_bias([model], model, index, hop_fraction=0.5)
 
 
 def test_bad_output_bias_is_a_config_error():
