@@ -78,6 +78,14 @@ def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
         help="int8: TFLite op types to keep float, e.g. SOFTMAX",
     )
     parser.add_argument(
+        "--no-equalize-channels",
+        dest="equalize_channels",
+        action="store_false",
+        help="int8: skip the default rescaling of each BatchNorm -> ReLU channel and the weights "
+        "that read it, which lets one activation scale fit every channel (same float function; "
+        "see lean_kd/export/equalize.py)",
+    )
+    parser.add_argument(
         "--lstm",
         choices=LSTM_MODES,
         default="auto",
@@ -166,6 +174,7 @@ def run_export(args: argparse.Namespace) -> int:
         calibration_count=args.calibration_count,
         keep_frontend_float=not args.frontend_int8,
         float_ops=tuple(args.float_ops),
+        equalize_channels=args.equalize_channels,
         lstm=args.lstm,
         dft=args.dft,
         multi_label=True if args.multi_label else None,

@@ -22,16 +22,19 @@ from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.export.unrolled_lstm import UnrolledLSTM, unrolled_layer
 
 
-def export_copy(model: keras.Model, *, unroll_lstms: bool, transform: str = "rfft") -> keras.Model:
+def export_copy(
+    model: keras.Model, *, unroll_lstms: bool = False, transform: str | None = None
+) -> keras.Model:
     """``model`` rebuilt with the chosen rewrites and its weights copied over: unrolled LSTMs,
-    and ``transform`` (:data:`lean_kd.audio.features.TRANSFORMS`) in every log-mel layer."""
+    and ``transform`` (:data:`lean_kd.audio.features.TRANSFORMS`; None: each layer's own) in
+    every log-mel layer. Without rewrites: a copy whose weights can change on their own."""
 
     def copy_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
         unrolled = unrolled_layer(layer) if unroll_lstms else None
         if unrolled is not None:
             return unrolled
         config = layer.get_config()
-        if isinstance(layer, LogMelSpectrogram):
+        if isinstance(layer, LogMelSpectrogram) and transform is not None:
             config["transform"] = transform
         return layer.__class__.from_config(config)
 

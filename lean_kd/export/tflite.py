@@ -26,6 +26,7 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ExportError, ModelError
+from lean_kd.export.equalize import equalize_channel_ranges
 from lean_kd.export.hybrid import hybridize_lstms, hybridize_weights
 from lean_kd.export.metadata import ModelInfo, add_metadata
 from lean_kd.export.modes import DFT_TRANSFORMS, LAYOUT_MODES
@@ -70,6 +71,7 @@ class ExportResult:
     float_ops: tuple[str, ...]  # int8 only: op types the converter kept float
     lstm: str  # int8 / dynamic with LSTMs: how they are exported (LSTM_MODES); "" otherwise
     dft: str  # int8 / dynamic with a log-mel frontend: its DFT's form (DFT_MODES); "" otherwise
+    equalize_channels: bool  # int8 / int16x8: channel ranges equalized before calibration
     calibration_count: int  # waveforms used to calibrate (0 without calibration)
     timings_seconds: dict[str, float]
 
@@ -95,6 +97,7 @@ def export_tflite(
     float_ops: tuple[str, ...] = (),
     lstm: str = "auto",
     dft: str = "fft",
+    equalize_channels: bool = True,
     multi_label: bool | None = None,
     info: ModelInfo = ModelInfo(),
 ) -> ExportResult:
@@ -103,7 +106,8 @@ def export_tflite(
     ``representative``: calibration waveforms for int8 / int16x8, the first ``num_calibration``
     used. int8 only: ``float_ops`` are op types kept float (besides those LSTM models always
     keep float); int8 and dynamic: ``lstm`` and ``dft`` how LSTMs and the DFT are stored
-    (:mod:`.quantize`).
+    (:mod:`.quantize`); int8 and int16x8: ``equalize_channels`` (default) rescales channel
+    ranges first (:mod:`.equalize`).
     ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one). Raises
     ExportError (ConfigError for an unknown mode) before converting; never a partial ``out``.
     """
@@ -116,13 +120,15 @@ def export_tflite(
     options = dict(
         keep_frontend_float=keep_frontend_float, float_ops=tuple(float_ops), lstm=lstm, dft=dft
     )
+    equalize_channels = equalize_channels and quant in CALIBRATED_MODES
     timings: dict[str, float] = {}
     with _timed(timings, "calibration_data"):
         calibration = _calibration(quant, representative, num_samples, sample_rate, num_calibration)
     with _timed(timings, "convert"):
         flatbuffer = convert(
-            model, quant=quant, calibration=calibration, multi_label=multi_label, **options
-        )
+            model, quant=quant, calibration=calibration, multi_label=multi_label,
+            equalize_channels=equalize_channels, **options,
+        )  # fmt: skip
     with _timed(timings, "metadata_and_write"):
         packed = _write_model(
             flatbuffer, out, quant=quant, labels=labels, sample_rate=sample_rate, info=info
@@ -137,6 +143,7 @@ def export_tflite(
         labels=tuple(labels),
         multi_label=multi_label,
         **_layout_facts(model, quant, **options),
+        equalize_channels=equalize_channels,
         calibration_count=len(calibration or ()),
         timings_seconds=timings,
     )
@@ -203,12 +210,14 @@ def convert(
     float_ops: tuple[str, ...] = (),
     lstm: str = "auto",
     dft: str = "fft",
+    equalize_channels: bool = True,
     multi_label: bool = False,
 ) -> bytes:
     """The checked TFLite flatbuffer of ``model`` in mode ``quant`` (no metadata).
 
     ``calibration``: checked ``[1, samples]`` waveforms (:func:`calibration_set`), needed by
-    the calibrated modes. Raises ExportError listing ops that are not builtin, and when the
+    the calibrated modes, which with ``equalize_channels`` first rescale a copy of the model
+    (:func:`lean_kd.export.equalize.equalize_channel_ranges`). Raises ExportError listing ops that are not builtin, and when the
     graph has loops, several subgraphs or unfused LSTMs.
     """
     check_mode(quant, model, float_ops, lstm, dft)
@@ -219,6 +228,10 @@ def convert(
         )
     num_samples = input_samples(model)
     exported = _exported_graph(model, quant=quant, lstm=lstm, dft=dft)
+    if equalize_channels and quant in CALIBRATED_MODES:
+        exported = export_copy(exported) if exported is model else exported
+        chains = equalize_channel_ranges(exported, calibration)
+        logger.info("Equalized the channel ranges of %d normalisation -> ReLU chain(s)", chains)
     converter = _converter(
         exported, serving_function(exported, num_samples=num_samples, multi_label=multi_label)
     )
