@@ -75,6 +75,8 @@ class Student:
     int8: bool = False  # also export int8 TFLite and evaluate it
     dynamic: bool = False  # also export dynamic-range TFLite and evaluate it
     equalized: bool = False  # also export int8 with equalized channel ranges and evaluate it
+    # also export int8 (channels equalized) with these layers / blocks dynamic, and evaluate it
+    dynamic_layers: tuple[str, ...] = ()
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
     training: dict[str, Any] = dataclasses.field(default_factory=dict)  # over the recipe's
 
@@ -84,6 +86,9 @@ SMALL_WAVE_ENCODER = {"lstm_units": 64, "lstm_layers": 1}  # LEAN at <= 2x YAMNe
 NARROWED_PRETRAINED = {"pretrained": "if_available", "yamnet_mean_normalize": False}
 # lean_tiny's YAMNet branch as the official network's first 6 blocks, full width, unchanged
 SHALLOW_PRETRAINED = {**NARROWED_PRETRAINED, "yamnet_width": 1.0, "yamnet_blocks": 6}
+# YAMNet's last two blocks, whose channels and positions span hundreds of times each other's
+# ranges on ESC-50 clips: their activations quantized on the fly (export.dynamic_layers)
+LAST_YAMNET_BLOCKS = ("layer13", "layer14")
 DISCRIMINATIVE_RATES = {"learning_rate": 3e-3, "pretrained_learning_rate_scale": 0.1}
 DFT_NAMES = {"fft": "", "rfft": ", DFT as RFFT2D", "int8": ", DFT as int8 matrix product"}
 DYNAMIC_ROW = ", dynamic-range TFLite"  # int8 weights, float activations
@@ -119,7 +124,7 @@ METHODS: dict[str, Student] = {
     "LEAN, KD on clip targets": Student((KD,), targets="clip"),
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
-    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True),
+    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True, equalized=True),
     "LEAN, KD + mixup (online teacher), no label loss": Student(  # function matching
         ({**KD, "label_weight": 0.0},), mixup_alpha=0.4, int8=True
     ),
@@ -156,6 +161,7 @@ METHODS: dict[str, Student] = {
             int8=True,
             dynamic=True,
             equalized=True,
+            dynamic_layers=LAST_YAMNET_BLOCKS,
             options={"yamnet_trainable": "frozen"},
             training={"learning_rate": 3e-3, "epochs": 60},
         )
@@ -168,6 +174,7 @@ METHODS: dict[str, Student] = {
         mixup_alpha=0.4,
         int8=True,
         equalized=True,
+        dynamic_layers=LAST_YAMNET_BLOCKS,
         options={"yamnet_trainable": 2},
         training={**DISCRIMINATIVE_RATES, "epochs": 60},
     ),
@@ -286,6 +293,9 @@ class StudentRun:
             paths.append(self.run_dir / "dynamic_dft-fft" / "metrics.json")
         if METHODS[self.method].equalized:
             paths.append(self.run_dir / f"int8_dft-fft{EQUALIZED}" / "metrics.json")
+        if METHODS[self.method].dynamic_layers:
+            folder = export_folder("int8", "fft", True, METHODS[self.method].dynamic_layers)
+            paths.append(self.run_dir / folder / "metrics.json")
         return all(path.exists() for path in paths)
 
 
@@ -345,6 +355,11 @@ def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]
     if METHODS[run.method].equalized:
         equalized = finished_export(run.run_dir, run.recipe, "int8", "fft", equalize=True)
         rows.append(_row(run.method + EQUALIZED_ROW, run.fold, run.seed, equalized, checkpoint))
+    if layers := METHODS[run.method].dynamic_layers:
+        mixed = finished_export(run.run_dir, run.recipe, "int8", "fft", True, layers)
+        rows.append(
+            _row(run.method + dynamic_layers_row(layers), run.fold, run.seed, mixed, checkpoint)
+        )
     return rows
 
 
@@ -367,12 +382,29 @@ def student_recipe(recipe: Recipe, student: Student) -> Recipe:
     )  # fmt: skip
 
 
+def export_folder(quant: str, dft: str, equalize: bool, dynamic_layers: tuple[str, ...]) -> str:
+    """A run's folder for one export variant: ``int8_dft-fft``, ``..._equalized``,
+    ``..._equalized_dynamic-layer13-layer14``."""
+    dynamic = f"_dynamic-{'-'.join(dynamic_layers)}" if dynamic_layers else ""
+    return f"{quant}_dft-{dft}{EQUALIZED if equalize else ''}{dynamic}"
+
+
+def dynamic_layers_row(layers: tuple[str, ...]) -> str:
+    return f"{EQUALIZED_ROW}, {' and '.join(layers)} dynamic"
+
+
 def finished_export(
-    run_dir: Path, recipe: Recipe, quant: str, dft: str, *, equalize: bool = False
+    run_dir: Path,
+    recipe: Recipe,
+    quant: str,
+    dft: str,
+    equalize: bool = False,
+    dynamic_layers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Test metrics of the run's best model as ``quant`` TFLite with the log-mel DFT as ``dft``
-    and, with ``equalize``, equalized channel ranges (exported once, then reused)."""
-    path = run_dir / f"{quant}_dft-{dft}{EQUALIZED if equalize else ''}" / "metrics.json"
+    """Test metrics of the run's best model as ``quant`` TFLite with the log-mel DFT as ``dft``,
+    with ``equalize`` equalized channel ranges and ``dynamic_layers`` quantized on the fly
+    (exported once, then reused)."""
+    path = run_dir / export_folder(quant, dft, equalize, dynamic_layers) / "metrics.json"
     if not path.exists():
         from lean_kd.evaluation import evaluate_model
         from lean_kd.export.checkpoint import export_checkpoint
@@ -384,7 +416,7 @@ def finished_export(
         exported = export_checkpoint(
             model, quant=quant, out=path.parent / "model.tflite", index=index,
             calibration_count=recipe.export.num_calibration, lstm=recipe.export.lstm, dft=dft,
-            equalize_channels=equalize,
+            equalize_channels=equalize, dynamic_layers=dynamic_layers,
         )  # fmt: skip
         report = evaluate_model(
             exported.path, index, split="test", audio=recipe.audio, progress=False
@@ -430,6 +462,8 @@ def row_order(model: str) -> int:
         names += [method, method + BEFORE_BIAS_FIT]
         names += [f"{method}, int8 TFLite{DFT_NAMES[d]}" for d in EVERY_DFT]
         names += [method + DYNAMIC_ROW, method + EQUALIZED_ROW]
+        if METHODS[method].dynamic_layers:
+            names.append(method + dynamic_layers_row(METHODS[method].dynamic_layers))
     return names.index(model) if model in names else len(names)
 
 
@@ -505,7 +539,9 @@ def write_results(
         "out for validation); mean ± sample std over folds (and seeds for the students).",
         "The probe and the linear-head teacher have no random part: one run per fold. Students",
         "keep their last epoch (the recipe's `training.monitor: none`); int8 rows are the same",
-        "runs exported to int8 TFLite and scored from the file.",
+        "runs exported to int8 TFLite and scored from the file, without equalizing channel",
+        'ranges unless the row says "channels equalized" (the export\'s default since',
+        "2026-12-07, `lean_kd/export/equalize.py`).",
         "",
         *(
             ["Invocations that trained runs (recorded since 2026-12-06):", ""]

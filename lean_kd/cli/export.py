@@ -86,6 +86,15 @@ def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
         "see lean_kd/export/equalize.py)",
     )
     parser.add_argument(
+        "--dynamic-layers",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="int8: layers, or blocks such as layer13 (all its layers), kept out of full int8: "
+        "int8 weights, activations quantized on the fly (where one calibrated scale per tensor "
+        "does not fit, e.g. YAMNet's last blocks on environmental sound)",
+    )
+    parser.add_argument(
         "--lstm",
         choices=LSTM_MODES,
         default="auto",
@@ -175,6 +184,7 @@ def run_export(args: argparse.Namespace) -> int:
         keep_frontend_float=not args.frontend_int8,
         float_ops=tuple(args.float_ops),
         equalize_channels=args.equalize_channels,
+        dynamic_layers=tuple(args.dynamic_layers),
         lstm=args.lstm,
         dft=args.dft,
         multi_label=True if args.multi_label else None,

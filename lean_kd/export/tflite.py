@@ -25,7 +25,7 @@ import numpy as np
 
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
-from lean_kd.errors import ExportError, ModelError
+from lean_kd.errors import ConfigError, ExportError, ModelError
 from lean_kd.export.equalize import equalize_channel_ranges
 from lean_kd.export.hybrid import hybridize_lstms, hybridize_weights
 from lean_kd.export.metadata import ModelInfo, add_metadata
@@ -71,6 +71,7 @@ class ExportResult:
     float_ops: tuple[str, ...]  # int8 only: op types the converter kept float
     lstm: str  # int8 / dynamic with LSTMs: how they are exported (LSTM_MODES); "" otherwise
     dft: str  # int8 / dynamic with a log-mel frontend: its DFT's form (DFT_MODES); "" otherwise
+    dynamic_layers: tuple[str, ...]  # int8: layers / blocks with on-the-fly activation quantization
     equalize_channels: bool  # int8 / int16x8: channel ranges equalized before calibration
     calibration_count: int  # waveforms used to calibrate (0 without calibration)
     timings_seconds: dict[str, float]
@@ -98,6 +99,7 @@ def export_tflite(
     lstm: str = "auto",
     dft: str = "fft",
     equalize_channels: bool = True,
+    dynamic_layers: tuple[str, ...] = (),
     multi_label: bool | None = None,
     info: ModelInfo = ModelInfo(),
 ) -> ExportResult:
@@ -107,7 +109,9 @@ def export_tflite(
     used. int8 only: ``float_ops`` are op types kept float (besides those LSTM models always
     keep float); int8 and dynamic: ``lstm`` and ``dft`` how LSTMs and the DFT are stored
     (:mod:`.quantize`); int8 and int16x8: ``equalize_channels`` (default) rescales channel
-    ranges first (:mod:`.equalize`).
+    ranges first (:mod:`.equalize`); int8: ``dynamic_layers`` (names, or ``block`` for every
+    ``block/...`` layer) stay out of full int8 with int8 weights and activations quantized on
+    the fly, as a dynamic-range export runs them (:func:`dynamic_layer_names`).
     ``multi_label`` None takes the model's :class:`ModelSpec` (softmax without one). Raises
     ExportError (ConfigError for an unknown mode) before converting; never a partial ``out``.
     """
@@ -118,8 +122,9 @@ def export_tflite(
     lstm = resolve_lstm_mode(model, lstm)
     multi_label = (spec.multi_label if spec else False) if multi_label is None else multi_label
     options = dict(
-        keep_frontend_float=keep_frontend_float, float_ops=tuple(float_ops), lstm=lstm, dft=dft
-    )
+        keep_frontend_float=keep_frontend_float, float_ops=tuple(float_ops), lstm=lstm, dft=dft,
+        dynamic_layers=tuple(dynamic_layers),
+    )  # fmt: skip
     equalize_channels = equalize_channels and quant in CALIBRATED_MODES
     timings: dict[str, float] = {}
     with _timed(timings, "calibration_data"):
@@ -188,16 +193,21 @@ def _layout_facts(
     float_ops: tuple[str, ...],
     lstm: str,
     dft: str,
+    dynamic_layers: tuple[str, ...],
 ) -> dict[str, Any]:
     """The ExportResult fields that describe an int8 or dynamic export (empty for the others)."""
     if quant not in LAYOUT_MODES:
-        return {"keep_frontend_float": False, "float_ops": (), "lstm": "", "dft": ""}
+        return {
+            "keep_frontend_float": False, "float_ops": (), "lstm": "", "dft": "",
+            "dynamic_layers": (),
+        }  # fmt: skip
     int8 = quant == "int8"
     return {
         "keep_frontend_float": (keep_frontend_float or not int8) and bool(frontend_layers(model)),
         "float_ops": int8_float_ops(model, float_ops, lstm) if int8 else (),
         "lstm": lstm if lstm_directions(model) else "",
         "dft": dft if _log_mels(model) else "",
+        "dynamic_layers": dynamic_layers if int8 else (),
     }
 
 
@@ -211,6 +221,7 @@ def convert(
     lstm: str = "auto",
     dft: str = "fft",
     equalize_channels: bool = True,
+    dynamic_layers: tuple[str, ...] = (),
     multi_label: bool = False,
 ) -> bytes:
     """The checked TFLite flatbuffer of ``model`` in mode ``quant`` (no metadata).
@@ -240,7 +251,8 @@ def convert(
     layers = frontend_layers(exported) if quant == "int8" and keep_frontend_float else []
     recurrent, dft_ops = unrolled_layers(exported), transform_scopes(exported, "dft")
     fft_ops = transform_scopes(exported, "fft")  # float even when the frontend is quantized
-    float_layers = layers + recurrent + fft_ops if quant == "int8" else []
+    dynamic = dynamic_layer_names(exported, dynamic_layers) if quant == "int8" else []
+    float_layers = layers + recurrent + fft_ops + dynamic if quant == "int8" else []
     float_ops = int8_float_ops(model, tuple(float_ops), lstm) if quant == "int8" else ()
     flatbuffer = _run_converter(converter, quant, dataset, layers=float_layers, float_ops=float_ops)
     if quant in CALIBRATED_MODES:
@@ -251,13 +263,28 @@ def convert(
         float_nodes = set(layer_nodes(flatbuffer, frontend_layers(exported)))
         float_nodes -= set(layer_nodes(flatbuffer, dft_ops))
         flatbuffer, _ = hybridize_weights(flatbuffer, keep_float=float_nodes)
-    elif recurrent or dft_ops:
-        names = set(layer_nodes(flatbuffer, recurrent + dft_ops))
+    elif recurrent or dft_ops or dynamic:
+        names = set(layer_nodes(flatbuffer, recurrent + dft_ops + dynamic))
         flatbuffer, _ = hybridize_weights(flatbuffer, outputs=names)
     if recurrent:
         flatbuffer = shorten_names(flatbuffer, set(layer_nodes(flatbuffer, recurrent)))
     check_graph(summarize_ops(flatbuffer), lstm_directions=lstm_directions(exported))
     return flatbuffer
+
+
+def dynamic_layer_names(model: keras.Model, wanted: tuple[str, ...]) -> list[str]:
+    """The model's layers named in ``wanted``, a name standing for itself and, as a block, for
+    every layer under it (``layer13``: ``layer13/depthwise_conv``, ...). ConfigError for a name
+    that matches no layer.
+
+    Why: where a block's activations defeat one int8 scale per tensor (YAMNet's last blocks,
+    whose channels and positions span hundreds of times each other's ranges on environmental
+    sound), quantizing each input on the fly keeps them; the rest of the model stays int8."""
+    names = [layer.name for layer in model.layers]
+    missing = [w for w in wanted if not any(n == w or n.startswith(f"{w}/") for n in names)]
+    if missing:
+        raise ConfigError(f"dynamic_layers: no layer or block named {missing} in {model.name!r}")
+    return [n for n in names if any(n == w or n.startswith(f"{w}/") for w in wanted)]
 
 
 def _exported_graph(model: keras.Model, *, quant: str, lstm: str, dft: str) -> keras.Model:

@@ -98,6 +98,8 @@ class ExportSection:
     float_ops: tuple[str, ...] = ()  # int8: TFLite op types to keep float
     # int8: rescale channels so one activation scale fits them (lean_kd.export.equalize)
     equalize_channels: bool = True
+    # int8: layers or blocks (e.g. layer13) with int8 weights and on-the-fly activation ranges
+    dynamic_layers: tuple[str, ...] = ()
     lstm: str = "auto"  # int8: LSTMs unrolled, hybrid, int8 or float (auto: lean_kd.export.modes)
     dft: str = "fft"  # int8: the log-mel DFT as float FFT matrix products, RFFT2D, or int8 DFT
     parity_windows: int = 32  # test windows for the Keras-vs-TFLite parity check

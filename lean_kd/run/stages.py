@@ -246,6 +246,7 @@ def _export_one(ctx, model, quant: str, path: Path, num_samples: int, windows) -
             keep_frontend_float=recipe.export.keep_frontend_float,
             float_ops=recipe.export.float_ops,
             equalize_channels=recipe.export.equalize_channels,
+            dynamic_layers=recipe.export.dynamic_layers,
             lstm=recipe.export.lstm,
             dft=recipe.export.dft,
             multi_label=index.multi_label,

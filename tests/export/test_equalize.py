@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ai_edge_litert import schema_py_generated as schema
 
 import export_helpers as h
 from helpers import shifted_seed
 from lean_kd._keras import keras
+from lean_kd.errors import ConfigError
 from lean_kd.export import tflite
 from lean_kd.export.equalize import _rescale, equalize_channel_ranges, find_chains
 from lean_kd.export.verify import keras_scores, tflite_scores
@@ -18,6 +20,7 @@ from lean_kd.models.contract import (
     log_mel_image,
     waveform_input,
 )
+from lean_kd_runtime.tflite_graph import operator_name
 
 pytestmark = pytest.mark.trains  # random-init models: `make test-seeds` reruns them
 
@@ -104,17 +107,17 @@ def test_what_cannot_be_rescaled_exactly_is_left_alone():
     assert find_chains(keras.Model(inputs, outputs)) == []
 
 
-def trained_contract_model() -> keras.Model:
+def trained_contract_model(channels: int = 8) -> keras.Model:
     """A small log-mel CNN with the three chain forms, trained on the tones for a few seconds."""
     keras.utils.set_random_seed(shifted_seed(0))
     spec = ModelSpec(len(h.LABELS), sample_rate=h.SAMPLE_RATE, num_samples=h.SAMPLE_RATE)
     waveform = waveform_input(spec)
     x = log_mel_image(waveform, spec, FrontendOptions())  # [B, 98, 64, 1]
-    x = L.Conv2D(8, 3, strides=2, use_bias=False)(x)
+    x = L.Conv2D(channels, 3, strides=2, use_bias=False)(x)
     x = L.ReLU()(L.BatchNormalization(scale=False)(x))
     x = L.DepthwiseConv2D(3, strides=2, use_bias=False)(x)
     x = L.ReLU()(L.BatchNormalization()(x))
-    x = L.Conv2D(8, 1, use_bias=False)(x)
+    x = L.Conv2D(channels, 1, use_bias=False)(x)
     embeddings = L.GlobalAveragePooling2D()(L.ReLU()(L.BatchNormalization(scale=False)(x)))
     logits = L.Dense(len(h.LABELS))(embeddings)
     model = keras.Model(waveform, contract_outputs(spec, logits=logits, embeddings=embeddings))
@@ -144,3 +147,31 @@ def test_equalized_int8_export_follows_the_float_model_more_closely():
         errors[equalize] = np.abs(tflite_scores(flatbuffer, test) - expected).max()
     assert errors[True] < errors[False] / 2, errors
     np.testing.assert_allclose(keras_scores(model, test), expected)  # the model is not changed
+
+
+def conv_types(flatbuffer: bytes) -> list[tuple[str, str]]:
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(flatbuffer, 0))
+    graph, names = model.subgraphs[0], {v: k for k, v in vars(schema.TensorType).items()}
+    found = []
+    for op in graph.operators:
+        if operator_name(model.operatorCodes[op.opcodeIndex]) == "CONV_2D":
+            data, weights = (graph.tensors[op.inputs[i]].type for i in (0, 1))
+            found.append((names[data], names[weights]))
+    return found
+
+
+@pytest.mark.heavy
+def test_dynamic_layers_keep_int8_weights_and_float_activations():
+    model = trained_contract_model(channels=32)  # 32 x 32: enough weights for int8 ones
+    names = [layer.name for layer in model.layers if isinstance(layer, L.Conv2D)]
+    flatbuffer = tflite.convert(
+        model, quant="int8", calibration=h.calibration(30), dynamic_layers=(names[-1],)
+    )
+    conv = conv_types(flatbuffer)  # (input type, weight type) of each CONV_2D
+    assert sorted(conv) == [("FLOAT32", "INT8"), ("INT8", "INT8")]  # the named one: hybrid
+    test, _ = h.tone_windows(24, seed=3)
+    assert np.abs(keras_scores(model, test) - tflite_scores(flatbuffer, test)).max() < 0.05
+    with pytest.raises(ConfigError, match=r"no layer or block named \['layer99'\]"):
+        tflite.convert(
+            model, quant="int8", calibration=h.calibration(30), dynamic_layers=("layer99",)
+        )
