@@ -26,7 +26,7 @@ import numpy as np
 from lean_kd._keras import keras, tf
 from lean_kd.audio.features import LogMelSpectrogram
 from lean_kd.errors import ConfigError, ExportError, ModelError
-from lean_kd.export.equalize import equalize_channel_ranges
+from lean_kd.export.equalize import equalize_channel_ranges, find_chains
 from lean_kd.export.hybrid import hybridize_lstms, hybridize_weights
 from lean_kd.export.metadata import ModelInfo, add_metadata
 from lean_kd.export.modes import DFT_TRANSFORMS, LAYOUT_MODES
@@ -239,7 +239,7 @@ def convert(
         )
     num_samples = input_samples(model)
     exported = _exported_graph(model, quant=quant, lstm=lstm, dft=dft)
-    if equalize_channels and quant in CALIBRATED_MODES:
+    if equalize_channels and quant in CALIBRATED_MODES and find_chains(exported):
         exported = export_copy(exported) if exported is model else exported
         chains = equalize_channel_ranges(exported, calibration)
         logger.info("Equalized the channel ranges of %d normalisation -> ReLU chain(s)", chains)
