@@ -178,6 +178,11 @@ METHODS: dict[str, Student] = {
         options={"yamnet_trainable": 2},
         training={**DISCRIMINATIVE_RATES, "epochs": 60},
     ),
+    "LEAN, no KD, YAMNet blocks 1-12 frozen, new layers at 3e-3, 480 steps": Student(
+        ({"name": "ce"},),
+        options={"yamnet_trainable": 2},
+        training={**DISCRIMINATIVE_RATES, "epochs": 60},
+    ),
     "LEAN, no KD, YAMNet branch frozen, learning rate 3e-3, 480 steps": Student(  # its baseline
         ({"name": "ce"},),
         options={"yamnet_trainable": "frozen"},

@@ -70,6 +70,9 @@ def test_a_student_run_is_done_only_with_its_metrics_and_every_int8_form(tmp_pat
     assert not run.done(("fft",))
     (tmp_path / "int8_dft-fft").mkdir()
     (tmp_path / "int8_dft-fft" / "metrics.json").write_text("{}")
+    assert not run.done(("fft",))  # the row also exports with equalized channel ranges
+    (tmp_path / "int8_dft-fft_equalized").mkdir()
+    (tmp_path / "int8_dft-fft_equalized" / "metrics.json").write_text("{}")
     assert run.done(("fft",)) and not run.done(("fft", "rfft"))
 
 
