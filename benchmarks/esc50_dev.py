@@ -110,21 +110,27 @@ BASELINES = ("probe", "teacher", "ensemble_teacher")  # run folders every invoca
 
 
 def distilled_lean_tiny(options: dict[str, Any], training: dict[str, Any]) -> Student:
-    """lean_tiny taught by KD + mixup (teacher online), also scored as int8 TFLite (and with
-    equalized channel ranges)."""
+    """lean_tiny taught by KD + mixup (teacher online), also scored as int8 TFLite with
+    equalized channel ranges (the export's default)."""
     return Student(
-        (KD,), model="lean_tiny", mixup_alpha=0.4, int8=True, equalized=True, options=options,
+        (KD,), model="lean_tiny", mixup_alpha=0.4, equalized=True, options=options,
         training=training,
     )  # fmt: skip
 
 
+# A row's name says what it changes from the recipe it ran with. Rows whose runs finished before
+# 2026-12-07 12:00 UTC changed the earlier recipe (every layer at 3e-4, 240 steps, full int8):
+# the results header says which invocation ran each.
 METHODS: dict[str, Student] = {
     "LEAN, no KD": Student(({"name": "ce"},)),
     "LEAN, KD": Student((KD,), int8=True),
     "LEAN, KD on clip targets": Student((KD,), targets="clip"),
     "LEAN, KD + PKT": Student((KD, {"name": "pkt", "weight": 1.0})),
     "LEAN, no KD + mixup": Student(({"name": "ce"},), mixup_alpha=0.4),  # mixup's own share
-    "LEAN, KD + mixup (online teacher)": Student((KD,), mixup_alpha=0.4, int8=True, equalized=True),
+    # the recipe's export: full int8, channels equalized, YAMNet's last two blocks dynamic
+    "LEAN, KD + mixup (online teacher)": Student(
+        (KD,), mixup_alpha=0.4, dynamic_layers=LAST_YAMNET_BLOCKS
+    ),
     "LEAN, KD + mixup (online teacher), no label loss": Student(  # function matching
         ({**KD, "label_weight": 0.0},), mixup_alpha=0.4, int8=True
     ),
@@ -547,6 +553,11 @@ def write_results(
         "runs exported to int8 TFLite and scored from the file, without equalizing channel",
         'ranges unless the row says "channels equalized" (the export\'s default since',
         "2026-12-07, `lean_kd/export/equalize.py`).",
+        "A row's name says what it changes from the recipe it ran with: rows that no invocation",
+        "since 2026-12-07 12:00 UTC ran changed the earlier recipe (every student layer at",
+        "3e-4, 240 steps); the recipe since then freezes YAMNet's blocks 1-12, trains its last",
+        "two at 3e-4 and the new layers at 3e-3 for 480 steps, and exports full int8 with",
+        "YAMNet's last two blocks dynamic (`models/recipes/esc50_dev.yaml`).",
         "",
         *(
             ["Invocations that trained runs (recorded since 2026-12-06):", ""]

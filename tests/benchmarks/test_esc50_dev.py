@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import esc50_dev
 from lean_kd.run.recipe import load_recipe
-from processes import map_in_processes
+from processes import THREAD_VARIABLES, map_in_processes
 
 
 def row(model, fold, seed, accuracy=0.5, **extra):
@@ -59,25 +60,40 @@ def test_macs_come_from_the_rows_when_their_checkpoints_are_gone():
 
 def test_goal_methods_are_student_rows_and_the_default_of_methods():
     assert set(esc50_dev.GOAL_METHODS) <= set(esc50_dev.METHODS)
-    assert all(esc50_dev.METHODS[m].int8 for m in esc50_dev.GOAL_METHODS[1:])
+    students = [esc50_dev.METHODS[m] for m in esc50_dev.GOAL_METHODS[1:]]
+    assert all(s.int8 or s.equalized or s.dynamic_layers for s in students)  # an int8 row each
 
 
 def test_a_student_run_is_done_only_with_its_metrics_and_every_int8_form(tmp_path):
-    method = "LEAN, KD + mixup (online teacher)"
+    method = "LEAN, KD + mixup (online teacher), YAMNet blocks 1-12 frozen, new layers at 3e-3, 480 steps"
     run = esc50_dev.StudentRun(method, 1, 0, tmp_path, None, tmp_path / "teacher", None)
     assert not run.done(("fft",))
     (tmp_path / "metrics.json").write_text("{}")
-    assert not run.done(("fft",))
-    (tmp_path / "int8_dft-fft").mkdir()
-    (tmp_path / "int8_dft-fft" / "metrics.json").write_text("{}")
-    assert not run.done(("fft",))  # the row also exports with equalized channel ranges
-    (tmp_path / "int8_dft-fft_equalized").mkdir()
-    (tmp_path / "int8_dft-fft_equalized" / "metrics.json").write_text("{}")
+    forms = [
+        "int8_dft-fft",
+        "int8_dft-fft_equalized",
+        "int8_dft-fft_equalized_dynamic-layer13-layer14",
+    ]
+    for form in forms:
+        assert not run.done(("fft",))  # each export form the row names is needed
+        (tmp_path / form).mkdir()
+        (tmp_path / form / "metrics.json").write_text("{}")
     assert run.done(("fft",)) and not run.done(("fft", "rfft"))
 
 
 def test_map_in_processes_keeps_the_order_of_the_calls():
     assert map_in_processes(math.pow, [(2, 3), (3, 2), (10, 0)], jobs=2) == [8.0, 9.0, 1.0]
+
+
+def test_workers_get_their_share_of_the_cores_and_the_parent_keeps_its_environment(monkeypatch):
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    seen = map_in_processes(os.getenv, [(name,) for name in THREAD_VARIABLES], jobs=2)
+    assert seen == [share, share]
+    assert not any(name in os.environ for name in THREAD_VARIABLES)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "7")  # the user's setting wins
+    assert map_in_processes(os.getenv, [("TF_NUM_INTRAOP_THREADS",)], jobs=2) == ["7"]
 
 
 def test_results_keep_the_invocations_that_trained_runs(tmp_path, monkeypatch):
