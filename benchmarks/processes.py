@@ -45,16 +45,15 @@ def map_in_processes(
 
 
 @contextlib.contextmanager
-def threads_per_worker(jobs: int) -> Iterator[int]:
+def threads_per_worker(jobs: int) -> Iterator[None]:
     """While open, processes started from here size TensorFlow's thread pools to their share
     of the cores (``cores // jobs``, at least 1; one job keeps the defaults). Variables the
     user set are left alone."""
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
-    wanted = {} if jobs <= 1 else {name: str(threads) for name in THREAD_VARIABLES}
-    added = [name for name in wanted if name not in os.environ]
-    os.environ.update({name: wanted[name] for name in added})
+    threads = str(max(1, (os.cpu_count() or 1) // max(jobs, 1)))
+    added = [name for name in THREAD_VARIABLES if jobs > 1 and name not in os.environ]
+    os.environ.update(dict.fromkeys(added, threads))
     try:
-        yield threads
+        yield
     finally:
         for name in added:
             os.environ.pop(name, None)
