@@ -19,8 +19,10 @@ recipe ``models/recipes/esc50_dev.yaml``:
   activations), the form that keeps a model whose full-int8 export fails.
 
 The probe and the linear-head teacher have no random part (a convex fit on fixed features): their
-spread is over folds only, and they run once per fold. Students run per seed, ``--jobs`` at a
-time, each in a fresh process.
+spread is over folds only, and they run once per fold. Baselines and students run ``--jobs``
+at a time, each in a fresh process. The students of a fold hear one augmented stream (the
+pipeline's seed; the seed changes initialisation): the teacher's outputs on it are recorded
+once per fold and teacher (``<fold>/teacher_streams``) and read by every student on it.
 
     python benchmarks/esc50_dev.py [--out benchmarks/runs/esc50_dev] [--seeds 0 1 2] [--students]
         [--methods "LEAN, KD" ...] [--folds 1 2] [--jobs 2] [--dfts fft rfft int8] [--fresh]
@@ -254,7 +256,7 @@ def finished(run_dir: Path, work: Callable[[], Any]) -> dict[str, Any]:
 
 
 def fold_baselines(base: Recipe, out: Path, fold: int) -> list[dict[str, Any]]:
-    """The probe and teacher rows of one test fold (run in this process: no random part)."""
+    """The probe and teacher rows of one test fold (no random part)."""
     recipe = fold_recipe(base, fold)
     index = experiment.load_data(recipe)
     folder = out / f"fold{fold}"
@@ -344,9 +346,10 @@ def student_rows(run: StudentRun, dfts: tuple[str, ...]) -> list[dict[str, Any]]
     """Train (when not finished) and score one student run; its row and its int8 rows.
 
     Runs in a worker process when there is work to do (``map_in_processes``)."""
+    online = run.cache is None  # the fold's students on one stream share its teacher stream
     metrics = finished(run.run_dir, lambda: experiment.distill(
-        run.recipe, run.run_dir, cache_dir=run.cache,
-        teacher_path=None if run.cache else run.teacher, verbose=2,
+        run.recipe, run.run_dir, cache_dir=run.cache, teacher_path=run.teacher if online else None,
+        teacher_streams=run.run_dir.parent / "teacher_streams" if online else None, verbose=2,
     ))  # fmt: skip
     checkpoint = run.run_dir / "best.keras"
     rows = [_row(run.method, run.fold, run.seed, metrics, checkpoint)]
@@ -558,6 +561,10 @@ def write_results(
         "3e-4, 240 steps); the recipe since then freezes YAMNet's blocks 1-12, trains its last",
         "two at 3e-4 and the new layers at 3e-3 for 480 steps, and exports full int8 with",
         "YAMNet's last two blocks dynamic (`models/recipes/esc50_dev.yaml`).",
+        "Online teachers (mixup rows): since 2026-12-07 14:00 UTC each fold records its",
+        "teacher's outputs on the mixed training stream once (`lean_kd/distill/teacher_stream.py`)",
+        "and every student on that stream (all seeds, LEAN and lean_tiny) reads them: the same",
+        "targets on the same mixed clips as a teacher run at every step.",
         "",
         *(
             ["Invocations that trained runs (recorded since 2026-12-06):", ""]
@@ -622,7 +629,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     baselines = [args.out / f"fold{f}" / b / "metrics.json" for f in args.folds for b in BASELINES]
     new_baselines = sum(not path.exists() for path in baselines)
-    rows = [r for fold in args.folds for r in fold_baselines(base, args.out, fold)]
+    calls = [(base, args.out, fold) for fold in args.folds]
+    rows = [  # the folds' probes and teachers: trained in workers, as the students are
+        row
+        for fold_rows in (
+            map_in_processes(fold_baselines, calls, args.jobs)
+            if new_baselines
+            else [fold_baselines(*call) for call in calls]
+        )
+        for row in fold_rows
+    ]
     runs = [
         run
         for fold in args.folds if args.students

@@ -62,3 +62,23 @@ def synthetic_yamnet_recipe(root, classes: tuple[str, ...], *, seed: int, **sect
         teacher=ModelSection(name="yamnet_teacher", options={"pretrained": "if_available"}),
         **sections,
     )
+
+
+def tiny_models_recipe(root, *, clips_per_class: int, **sections):
+    """A recipe on four synthesised classes at ``root/data`` whose teacher (width 16) and student
+    (width 4) are tiny saved checkpoints; ``sections`` go to :class:`Recipe`."""
+    from lean_kd.data.synth import SynthConfig, synthesize
+    from lean_kd.run.recipe import DataSection, ModelSection, Recipe
+    from lean_kd.training.trainer import save_model
+
+    classes = ("siren", "knock", "rain", "whistle")
+    config = SynthConfig(classes=classes, clips_per_class=clips_per_class)
+    synthesize(root / "data", config, progress=False)
+    save_model(tiny_model(4, width=16, seed=0, name="teacher"), root / "teacher.keras")
+    save_model(tiny_model(4, width=4, seed=1, name="student"), root / "student.keras")
+    return Recipe(
+        data=DataSection(dataset="csv", root=str(root / "data")),
+        teacher=ModelSection(checkpoint=str(root / "teacher.keras")),
+        student=ModelSection(checkpoint=str(root / "student.keras")),
+        **sections,
+    )

@@ -59,6 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     distill.add_argument(
         "--cache", type=Path, default=None, help="teacher cache folder (instead of --teacher)"
     )
+    distill.add_argument(
+        "--teacher-streams", type=Path, default=None, metavar="DIR",
+        help="with --teacher: keep the teacher's outputs on the augmented training stream in "
+        "DIR and read them from there when another student trains on the same stream (same "
+        "data, pipeline, audio, augmentation and teacher): the teacher then runs once",
+    )  # fmt: skip
     add_strategy(distill)
     distill.set_defaults(handler=run_distill)
 
@@ -117,6 +123,7 @@ def run_distill(args: argparse.Namespace) -> int:
         args.out,
         teacher_path=args.teacher,
         cache_dir=args.cache,
+        teacher_streams=args.teacher_streams,
         strategy=args.strategy,
     )
     _report(result, args.out)

@@ -40,6 +40,7 @@ class Loss(abc.ABC):
 
     name: ClassVar[str]
     needs_teacher: ClassVar[bool]
+    teacher_outputs: ClassVar[tuple[str, ...]] = ()  # what terms() reads of the teacher
     term_names: ClassVar[tuple[str, ...]]
 
     @abc.abstractmethod
@@ -154,6 +155,7 @@ class HintonKD(Loss):
     label_weight: float = 1.0
 
     needs_teacher: ClassVar[bool] = True
+    teacher_outputs: ClassVar[tuple[str, ...]] = ("logits",)
     term_names: ClassVar[tuple[str, ...]] = ("ce", "kd")
 
     def __post_init__(self) -> None:
@@ -200,6 +202,7 @@ class MultiLabelKD(Loss):
     lambda_: float = 0.5
 
     needs_teacher: ClassVar[bool] = True
+    teacher_outputs: ClassVar[tuple[str, ...]] = ("logits",)
     term_names: ClassVar[tuple[str, ...]] = ("bce", "kd")
 
     def __post_init__(self) -> None:
@@ -243,6 +246,7 @@ class PKT(Loss):
     eps: float = 1e-7
 
     needs_teacher: ClassVar[bool] = True
+    teacher_outputs: ClassVar[tuple[str, ...]] = ("embeddings",)
     term_names: ClassVar[tuple[str, ...]] = ("pkt",)
 
     def __post_init__(self) -> None:
@@ -298,6 +302,10 @@ class WeightedSum(Loss):
     @property
     def needs_teacher(self) -> bool:  # type: ignore[override]
         return any(loss.needs_teacher for loss in self.losses)
+
+    @property
+    def teacher_outputs(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(dict.fromkeys(name for loss in self.losses for name in loss.teacher_outputs))
 
     @property
     def term_names(self) -> tuple[str, ...]:  # type: ignore[override]

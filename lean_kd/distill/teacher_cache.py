@@ -107,7 +107,7 @@ def build_teacher_cache(
             teacher, shards[number], audio, crops_per_clip, batch_clips, strict, bar
         )
         skipped += list(arrays["skipped"])
-        _save_npz(path, arrays)
+        save_npz(path, arrays)
     bar.close()
     meta = CacheMeta(
         dataset_fingerprint=index.fingerprint(),
@@ -278,6 +278,6 @@ class TeacherCache:
         )
 
 
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)

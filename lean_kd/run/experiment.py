@@ -20,12 +20,21 @@ from lean_kd.data.pipeline import AudioPipeline, CropTable
 from lean_kd.distill.distiller import Distiller
 from lean_kd.distill.losses import build_loss
 from lean_kd.distill.teacher_cache import META_FILE, TeacherCache, build_teacher_cache
+from lean_kd.distill.teacher_stream import teacher_stream
 from lean_kd.errors import ConfigError, DataError
 from lean_kd.evaluation import evaluate_keras
 from lean_kd.files import write_atomic, write_json
+from lean_kd.models.yamnet.pretrained import sha256_of
+from lean_kd.run.fingerprint import data_fingerprint, fingerprint
 from lean_kd.run.recipe import ModelSection, Recipe
 from lean_kd.training.determinism import seed_everything
-from lean_kd.training.distribute import global_batch_size, is_chief, make_strategy
+from lean_kd.training.distribute import (
+    global_batch_size,
+    is_chief,
+    make_strategy,
+    steps_per_pass,
+    training_stream,
+)
 from lean_kd.training.trainer import FitResult, fit, save_model
 
 logger = logging.getLogger(__name__)
@@ -288,17 +297,62 @@ def teacher_outputs(
     return load_model(path), None, None
 
 
+def recorded_teacher_stream(
+    recipe: Recipe,
+    pipeline: AudioPipeline,
+    loss: Any,
+    teacher: keras.Model,
+    teacher_path: str | Path,
+    store: Path,
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The teacher's outputs on every step of the recipe's training stream, from ``store``
+    (recorded there first when absent). Keyed by everything the batches and the teacher's
+    outputs depend on, so students that share the stream share the recording."""
+    if recipe.distribute.strategy != "default":
+        raise ConfigError(
+            f"A teacher stream is read on one device; the recipe asks for distribute.strategy "
+            f"{recipe.distribute.strategy!r}: distil with the teacher online instead"
+        )
+    training = recipe.training
+    per_epoch = training.steps_per_epoch or steps_per_pass(
+        pipeline, tf.distribute.get_strategy(), "train", training=True
+    )
+    inputs = {
+        "data": data_fingerprint(pipeline.index),
+        "pipeline": dataclasses.asdict(recipe.pipeline),
+        "audio": dataclasses.asdict(recipe.audio),
+        "augment": dataclasses.asdict(recipe.augment),
+        "teacher": sha256_of(Path(teacher_path)),
+        "outputs": list(loss.teacher_outputs),
+    }
+    return teacher_stream(
+        store, fingerprint(inputs), teacher=teacher, batches=training_stream(pipeline),
+        steps=training.epochs * per_epoch, outputs=loss.teacher_outputs, inputs=inputs,
+        progress=progress,
+    )  # fmt: skip
+
+
 def distill(
     recipe: Recipe,
     run_dir: Path,
     *,
     teacher_path: Path | None = None,
     cache_dir: Path | None = None,
+    teacher_streams: Path | None = None,
     strategy: str | None = None,
     verbose: Any = "auto",
 ) -> FitResult:
     """Train the recipe's student from labels and the teacher (online, or from its cache);
-    ``strategy`` overrides the recipe's ``distribute.strategy``."""
+    ``teacher_streams``: a store of the online teacher's outputs on the training stream
+    (:mod:`lean_kd.distill.teacher_stream`), read when it holds this stream, else recorded
+    there first; ``strategy`` overrides the recipe's ``distribute.strategy``."""
+    if teacher_streams is not None and cache_dir is not None:
+        raise ConfigError(
+            f"Teacher streams ({teacher_streams}) record the online teacher; a teacher cache "
+            f"({cache_dir}) was given too: pass --teacher with --teacher-streams, or only --cache"
+        )
     scope, recipe = distributed_recipe(recipe, strategy)
     index = load_data(recipe)
     pipeline = make_pipeline(recipe, index)
@@ -315,6 +369,12 @@ def distill(
         if recipe.training.head_init == "linear_head":
             fit_window_head(student, recipe, recipe.training, index)
         distiller = Distiller(student, loss, teacher)
+    stream = None
+    if teacher_streams is not None and teacher is not None:
+        stream = recorded_teacher_stream(
+            recipe, pipeline, loss, teacher, teacher_path or recipe.teacher.checkpoint,
+            teacher_streams, progress=verbose != 0,
+        )  # fmt: skip
     result = fit(
         distiller,
         pipeline,
@@ -323,6 +383,7 @@ def distill(
         multi_label=index.multi_label,
         crops=crops,
         val_crops=val_crops,
+        teacher_stream=stream,
         verbose=verbose,
     )
     if is_chief(scope):

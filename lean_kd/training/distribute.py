@@ -38,6 +38,7 @@ from typing import Any
 from lean_kd._keras import tf
 from lean_kd.config import STRATEGIES, DistributeSection
 from lean_kd.data.pipeline import AudioPipeline, CropTable
+from lean_kd.distill.teacher_stream import with_teacher_stream
 from lean_kd.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -215,10 +216,25 @@ def fit_inputs(
     crops: CropTable | None = None,
     val_crops: CropTable | None = None,
     steps_per_epoch: int = 0,
+    teacher_stream: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``fit`` arguments for the train and val splits: plain datasets on one device; under a
     replicating strategy distributed ones (per-replica batches) with their step counts.
-    ``steps_per_epoch`` > 0: fixed-length epochs over an endless training stream."""
+    ``steps_per_epoch`` > 0: fixed-length epochs over an endless training stream.
+    ``teacher_stream``: recorded teacher outputs for the batches of :func:`training_stream`
+    (:mod:`lean_kd.distill.teacher_stream`), one device only."""
+    if teacher_stream is not None:
+        if is_distributed(strategy) or crops is not None:
+            raise ConfigError(
+                "A teacher stream is read on one device and without a teacher cache; got "
+                f"{strategy.num_replicas_in_sync} replicas and crops {crops is not None}"
+            )
+        return {
+            "x": with_teacher_stream(training_stream(pipeline), teacher_stream),
+            "validation_data": pipeline.dataset("val", training=False, crops=val_crops),
+            "steps_per_epoch": steps_per_epoch
+            or steps_per_pass(pipeline, strategy, "train", training=True),
+        }
     if not is_distributed(strategy):
         train = pipeline.dataset("train", training=True, crops=crops)
         return {
@@ -233,6 +249,12 @@ def fit_inputs(
         or steps_per_pass(pipeline, strategy, "train", training=True),
         "validation_steps": steps_per_pass(pipeline, strategy, "val", training=False),
     }
+
+
+def training_stream(pipeline: AudioPipeline) -> tf.data.Dataset:
+    """The endless stream of augmented training batches that a teacher stream is recorded on
+    and read with (the same batches in the same order for every student)."""
+    return pipeline.dataset("train", training=True).repeat()
 
 
 def write_dir(run_dir: Path, strategy: tf.distribute.Strategy) -> Path:

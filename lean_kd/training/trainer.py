@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import logging
 import math
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lean_kd._keras import keras, tf
 from lean_kd.config import TrainingSection
@@ -130,6 +133,38 @@ def save_model(model: keras.Model, path: Path) -> None:
         model.save(tmp)
 
 
+class PeriodicBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore at the end of every ``every``-th epoch (the same epochs on every
+    worker). A resumed run repeats the epochs after the last backup: their rows leave
+    ``history`` (a CSV of epochs) before they are logged again."""
+
+    def __init__(self, backup_dir: Path, *, every: int, history: Path) -> None:
+        super().__init__(str(backup_dir))
+        self.every, self.history = every, Path(history)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)  # restores the backup, if any
+        resumed_at = int(self._training_state._ckpt_saved_epoch.numpy()) + 1  # -1: none
+        _drop_history_from(self.history, resumed_at)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every == 0:
+            super().on_epoch_end(epoch, logs)
+
+
+def _drop_history_from(path: Path, epoch: int) -> None:
+    """Rewrite the history CSV without the rows of ``epoch`` and later ones."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[:1] + [row for row in rows[1:] if row and int(float(row[0])) < epoch]
+    if len(kept) < len(rows):
+        lines = io.StringIO()
+        csv.writer(lines).writerows(kept)  # excel dialect, as CSVLogger writes
+        write_atomic(path, lines.getvalue())
+
+
 def read_history(path: Path) -> dict[str, list[float]]:
     """history.csv -> {column: values} (empty when the file does not exist)."""
     if not Path(path).is_file():
@@ -148,6 +183,7 @@ def fit(
     multi_label: bool,
     crops: CropTable | None = None,
     val_crops: CropTable | None = None,
+    teacher_stream: Mapping[str, np.ndarray] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> FitResult:
@@ -156,7 +192,8 @@ def fit(
     Rerunning with the same ``run_dir`` after an interruption resumes from the last finished
     epoch (BackupAndRestore); a finished run is started afresh. Under the strategy ``distiller``
     was built in, the optimizer and metrics are made in its scope, and only the chief worker
-    writes ``run_dir`` (see :mod:`lean_kd.training.distribute`).
+    writes ``run_dir`` (see :mod:`lean_kd.training.distribute`). ``teacher_stream``: the
+    teacher's recorded outputs on the training stream (see ``fit_inputs``).
     """
     strategy = distiller.distribute_strategy
     run_dir, backup, best = _open_run_dir(Path(run_dir), strategy, training.monitor)
@@ -182,7 +219,9 @@ def fit(
         )
     best_path, history_path = run_dir / "best.keras", run_dir / "history.csv"
     all_callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
+        PeriodicBackup(
+            backup, every=math.ceil(training.backup_steps / steps), history=history_path
+        ),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         keras.callbacks.TensorBoard(
             str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
@@ -198,6 +237,7 @@ def fit(
         crops=crops,
         val_crops=val_crops,
         steps_per_epoch=training.steps_per_epoch,
+        teacher_stream=teacher_stream,
     )
     distiller.fit(**inputs, epochs=training.epochs, callbacks=all_callbacks, verbose=verbose)
     final_path = run_dir / "final.keras"

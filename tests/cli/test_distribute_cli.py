@@ -33,7 +33,7 @@ data: {{dataset: csv, root: {root}}}
 pipeline: {{batch_size: {batch}, cache: true}}
 teacher: {{checkpoint: {teacher}}}
 student: {{checkpoint: {student}}}
-teacher_training: {{epochs: {epochs}, learning_rate: 3.0e-3}}
+teacher_training: {{epochs: {epochs}, learning_rate: 3.0e-3, backup_steps: 1}}
 training: {{epochs: 2, learning_rate: 3.0e-3}}
 """
 

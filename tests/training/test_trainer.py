@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import tiny_model
+from helpers import tiny_models_recipe
 from lean_kd.config import PipelineConfig, TrainingSection
-from lean_kd.data.synth import SynthConfig, synthesize
 from lean_kd.errors import ConfigError, DataError, ModelError
 from lean_kd.run import experiment
 from lean_kd.run.recipe import CacheSection, DataSection, ModelSection, Recipe, load_recipe
-from lean_kd.training.trainer import learning_rate_schedule, save_model
+from lean_kd.training.trainer import learning_rate_schedule
 
 pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 
@@ -20,19 +19,10 @@ pytestmark = pytest.mark.trains  # rerun with other seeds by `make test-seeds`
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     """A recipe over a small synthetic dataset whose models are tiny saved checkpoints."""
-    root = tmp_path_factory.mktemp("run")
-    synthesize(
-        root / "data",
-        SynthConfig(classes=("siren", "knock", "rain", "whistle"), clips_per_class=10),
-        progress=False,
-    )
-    save_model(tiny_model(4, width=16, seed=0, name="teacher"), root / "teacher_init.keras")
-    save_model(tiny_model(4, width=4, seed=1, name="student"), root / "student_init.keras")
-    return Recipe(
-        data=DataSection(dataset="csv", root=str(root / "data")),
+    return tiny_models_recipe(
+        tmp_path_factory.mktemp("run"),
+        clips_per_class=10,
         pipeline=PipelineConfig(batch_size=8, cache=True),
-        teacher=ModelSection(checkpoint=str(root / "teacher_init.keras")),
-        student=ModelSection(checkpoint=str(root / "student_init.keras")),
         teacher_training=TrainingSection(epochs=3, learning_rate=3e-3),
         training=TrainingSection(
             epochs=2, learning_rate=3e-3, schedule="cosine", warmup_epochs=0.5
@@ -59,26 +49,31 @@ class StopAfterEpoch(Exception):
     pass
 
 
-def test_interrupted_run_resumes_and_continues_its_history(recipe, tmp_path):
+def test_interrupted_run_resumes_from_its_last_backup_and_continues_its_history(recipe, tmp_path):
+    """Backups every 2 epochs (training.backup_steps: 4 at 2 steps an epoch): killed after the
+    third epoch, the run resumes at the third (after the backup of the second), and the
+    history keeps one row per epoch."""
     from lean_kd._keras import keras
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 0:
+            if epoch == 2:
                 raise StopAfterEpoch()
 
-    three_epochs = Recipe(
-        **{**recipe.__dict__, "teacher_training": TrainingSection(epochs=3, learning_rate=3e-3)}
-    )
-    index = experiment.load_data(three_epochs)
-    pipeline = experiment.make_pipeline(three_epochs, index)
+    class FirstEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs = [*getattr(self, "epochs", []), epoch]
+
+    training = TrainingSection(epochs=4, steps_per_epoch=2, learning_rate=3e-3, backup_steps=4)
+    index = experiment.load_data(recipe)
+    pipeline = experiment.make_pipeline(recipe, index)
     from lean_kd.distill.distiller import Distiller
     from lean_kd.distill.losses import build_loss
     from lean_kd.training.trainer import fit
 
     def distiller():
         return Distiller(
-            experiment.model_from_section(three_epochs.teacher, three_epochs, index),
+            experiment.model_from_section(recipe.teacher, recipe, index),
             build_loss([{"name": "ce"}]),
         )
 
@@ -86,23 +81,22 @@ def test_interrupted_run_resumes_and_continues_its_history(recipe, tmp_path):
         fit(
             distiller(),
             pipeline,
-            three_epochs.teacher_training,
+            training,
             tmp_path,
             multi_label=False,
             callbacks=[Interrupt()],
             verbose=0,
         )
-    assert (tmp_path / "history.csv").read_text().count("\n") == 2  # header + epoch 0
+    assert (tmp_path / "history.csv").read_text().count("\n") == 4  # header + epochs 0-2
+    resumed = FirstEpoch()
     result = fit(
-        distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0
+        distiller(), pipeline, training, tmp_path, multi_label=False, callbacks=[resumed], verbose=0
     )
-    assert result.epochs_run == 3
-    assert result.history["epoch"] == [0.0, 1.0, 2.0]
+    assert resumed.epochs == [2, 3]
+    assert result.history["epoch"] == [0.0, 1.0, 2.0, 3.0]
     # a finished run is not resumed: running again starts afresh
-    again = fit(
-        distiller(), pipeline, three_epochs.teacher_training, tmp_path, multi_label=False, verbose=0
-    )
-    assert again.history["epoch"] == [0.0, 1.0, 2.0]
+    again = fit(distiller(), pipeline, training, tmp_path, multi_label=False, verbose=0)
+    assert again.history["epoch"] == [0.0, 1.0, 2.0, 3.0]
 
 
 def test_recipe_errors_come_before_training(tmp_path, recipe):
