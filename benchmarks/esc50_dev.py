@@ -19,8 +19,8 @@ recipe ``models/recipes/esc50_dev.yaml``:
   activations), the form that keeps a model whose full-int8 export fails.
 
 The probe and the linear-head teacher have no random part (a convex fit on fixed features): their
-spread is over folds only, and they run once per fold. Baselines and students run ``--jobs``
-at a time, each in a fresh process. The students of a fold hear one augmented stream (the
+spread is over folds only, and they run once per fold. Students run per seed, ``--jobs`` at
+a time, each in a fresh process. The students of a fold hear one augmented stream (the
 pipeline's seed; the seed changes initialisation): the teacher's outputs on it are recorded
 once per fold and teacher (``<fold>/teacher_streams``) and read by every student on it.
 
@@ -256,7 +256,9 @@ def finished(run_dir: Path, work: Callable[[], Any]) -> dict[str, Any]:
 
 
 def fold_baselines(base: Recipe, out: Path, fold: int) -> list[dict[str, Any]]:
-    """The probe and teacher rows of one test fold (no random part)."""
+    """The probe and teacher rows of one test fold (run in this process, one fold after another:
+    the folds share the probe's window outputs, and two folds side by side took 1.5x as
+    long, their scikit-learn fits contending for the cores)."""
     recipe = fold_recipe(base, fold)
     index = experiment.load_data(recipe)
     folder = out / f"fold{fold}"
@@ -629,16 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     baselines = [args.out / f"fold{f}" / b / "metrics.json" for f in args.folds for b in BASELINES]
     new_baselines = sum(not path.exists() for path in baselines)
-    calls = [(base, args.out, fold) for fold in args.folds]
-    rows = [  # the folds' probes and teachers: trained in workers, as the students are
-        row
-        for fold_rows in (
-            map_in_processes(fold_baselines, calls, args.jobs)
-            if new_baselines
-            else [fold_baselines(*call) for call in calls]
-        )
-        for row in fold_rows
-    ]
+    rows = [r for fold in args.folds for r in fold_baselines(base, args.out, fold)]
     runs = [
         run
         for fold in args.folds if args.students

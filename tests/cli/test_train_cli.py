@@ -168,3 +168,22 @@ def test_cache_teacher_in_parts(recipe, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--shard", "2/2"])
     assert "expected I/N with 0 <= I < N (e.g. 0/4), got '2/2'" in capsys.readouterr().err
+
+
+def test_distill_with_teacher_streams_records_once_and_reads_after(recipe, tmp_path):
+    """Mixup recipe: the teacher runs online; the second student reads the first's stream."""
+    mixup = tmp_path / "mixup.yaml"
+    text = recipe.read_text().replace("enabled: true", "enabled: false")
+    text = text.replace("training: {epochs: 2,", "training: {epochs: 2, steps_per_epoch: 2,")
+    mixup.write_text(text + "augment: {mixup_alpha: 0.4}\n")
+    teacher = recipe.parent / "teacher.keras"
+    streams = tmp_path / "streams"
+    logs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        args = ["distill", "--config", str(mixup), "--teacher", str(teacher)]
+        assert main([*args, "--teacher-streams", str(streams), "--out", str(out)]) == 0
+        check_run(out, epochs=2)
+        logs.append((out / "lean_kd.log").read_text())
+    assert "steps recorded to" in logs[0] and "steps read from" in logs[1]
+    assert len(list(streams.iterdir())) == 1
