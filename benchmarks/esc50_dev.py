@@ -20,9 +20,9 @@ recipe ``models/recipes/esc50_dev.yaml``:
 
 The probe and the linear-head teacher have no random part (a convex fit on fixed features): their
 spread is over folds only, and they run once per fold. Students run per seed, ``--jobs`` at
-a time, each in a fresh process. The students of a fold hear one augmented stream (the
-pipeline's seed; the seed changes initialisation): the teacher's outputs on it are recorded
-once per fold and teacher (``<fold>/teacher_streams``) and read by every student on it.
+a time, each in a fresh process. The students of a fold and seed hear one augmented stream:
+the teacher's outputs on it are recorded once per fold, seed and teacher
+(``<fold>/teacher_streams``) and read by every student on it.
 
     python benchmarks/esc50_dev.py [--out benchmarks/runs/esc50_dev] [--seeds 0 1 2] [--students]
         [--methods "LEAN, KD" ...] [--folds 1 2] [--jobs 2] [--dfts fft rfft int8] [--fresh]
@@ -563,10 +563,10 @@ def write_results(
         "3e-4, 240 steps); the recipe since then freezes YAMNet's blocks 1-12, trains its last",
         "two at 3e-4 and the new layers at 3e-3 for 480 steps, and exports full int8 with",
         "YAMNet's last two blocks dynamic (`models/recipes/esc50_dev.yaml`).",
-        "Online teachers (mixup rows): since 2026-12-07 14:00 UTC each fold records its",
+        "Online teachers (mixup rows): since 2026-12-07 16:00 UTC each fold and seed records its",
         "teacher's outputs on the mixed training stream once (`lean_kd/distill/teacher_stream.py`)",
-        "and every student on that stream (all seeds, LEAN and lean_tiny) reads them: the same",
-        "targets on the same mixed clips as a teacher run at every step.",
+        "and every student on that stream (LEAN and lean_tiny) reads them: the same targets on",
+        "the same mixed clips as a teacher run at every step.",
         "",
         *(
             ["Invocations that trained runs (recorded since 2026-12-06):", ""]

@@ -4,9 +4,9 @@ trained on the same stream.
 With mixup the teacher has to see the mixed clip its student hears (consistent teaching), which
 the crop cache (:mod:`lean_kd.distill.teacher_cache`, unmixed crops) cannot give, so the teacher
 normally runs at every training step. But the augmented stream depends only on the data, the
-pipeline, audio and augmentation settings (:mod:`lean_kd.data.augment` draws stateless
-randomness from the pipeline's seed), not on the student or its training seed: students trained
-with the same settings hear the same batches in the same order. A stream store keeps the
+pipeline, audio and augmentation settings and the seeds (the pipeline's, paired by tf.data with
+the global seed that ``training.seed`` sets), not on the student: students of any architecture
+trained with the same settings and seed hear the same batches in the same order. A stream store keeps the
 teacher's outputs on each batch under a key of everything the stream and the teacher depend
 on, so the teacher runs once per key; a student whose settings differ gets a stream of its own,
 never another's. Measured on the ESC-50 dev recipe: the online teacher is ~35 % of a LEAN

@@ -320,6 +320,9 @@ def recorded_teacher_stream(
         pipeline, tf.distribute.get_strategy(), "train", training=True
     )
     inputs = {
+        # tf.data's random ops pair their seed (the pipeline's) with the global one that
+        # training.seed sets: another training seed hears other crops and mixes
+        "seed": recipe.training.seed,
         "data": data_fingerprint(pipeline.index),
         "pipeline": dataclasses.asdict(recipe.pipeline),
         "audio": dataclasses.asdict(recipe.audio),

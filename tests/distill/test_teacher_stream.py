@@ -11,6 +11,7 @@ from lean_kd.config import AugmentConfig, PipelineConfig, TrainingSection
 from lean_kd.distill.teacher_stream import ARRAYS_FILE
 from lean_kd.errors import ConfigError, DataError
 from lean_kd.run import experiment
+from lean_kd.training.determinism import seed_everything
 from lean_kd.training.distribute import training_stream
 
 pytestmark = pytest.mark.trains
@@ -49,23 +50,32 @@ def test_students_on_one_stream_share_one_recording_and_learn_as_with_the_teache
     # what was recorded is the teacher on the mixed batches the student trained on
     pipeline = experiment.make_pipeline(recipe, experiment.load_data(recipe))
     model = experiment.load_model(teacher)
+    seed_everything(recipe.training.seed)
     for step, (x, _) in enumerate(training_stream(pipeline).take(6)):
         np.testing.assert_allclose(model(x["waveform"])["logits"], recorded[step], atol=1e-5)
     for a, b in zip(weights(online), weights(first)):
         np.testing.assert_allclose(a, b, atol=1e-4)
-    # another training seed hears the same stream: read, not recorded again
+    # another student on the same stream reads it: not recorded again
     written = (folder / ARRAYS_FILE).stat().st_mtime_ns
-    reseeded = dataclasses.replace(recipe, training=dataclasses.replace(recipe.training, seed=5))
+    wider = dataclasses.replace(recipe, student=dataclasses.replace(recipe.teacher))
     experiment.distill(
-        reseeded, tmp_path / "reseeded", teacher_path=teacher, teacher_streams=store, verbose=0
+        wider, tmp_path / "wider", teacher_path=teacher, teacher_streams=store, verbose=0
     )
     assert (folder / ARRAYS_FILE).stat().st_mtime_ns == written and len(list(store.iterdir())) == 1
-    # other augmentation, other stream
+    # another training seed or augmentation hears other batches: streams of their own
+    reseeded = dataclasses.replace(recipe, training=dataclasses.replace(recipe.training, seed=5))
     remixed = dataclasses.replace(recipe, augment=AugmentConfig(mixup_alpha=0.2))
-    experiment.distill(
-        remixed, tmp_path / "remixed", teacher_path=teacher, teacher_streams=store, verbose=0
-    )
-    assert len(list(store.iterdir())) == 2
+    for number, other in enumerate((reseeded, remixed), start=2):
+        experiment.distill(
+            other, tmp_path / f"other{number}", teacher_path=teacher, teacher_streams=store,
+            verbose=0,
+        )  # fmt: skip
+        assert len(list(store.iterdir())) == number
+    pipeline = experiment.make_pipeline(reseeded, experiment.load_data(reseeded))
+    seed_everything(5)
+    first_batch = next(iter(training_stream(pipeline)))[0]["waveform"]
+    seed_everything(0)
+    assert not np.allclose(first_batch, next(iter(training_stream(pipeline)))[0]["waveform"])
 
 
 def test_teacher_stream_errors_name_what_is_wrong(recipe, tmp_path):
