@@ -47,7 +47,8 @@ from esc50_dev import FOLDS, RECIPE, RESULTS, SHARED, fold_recipe  # noqa: E402
 
 
 def truncated_backbone(depth: int, weights: str) -> tuple[Backbone, int]:
-    """YAMNet's blocks 1..depth with the official weights, mean-pooled; and its MACs."""
+    """YAMNet's blocks 1..depth with the official weights, mean-pooled; and its MACs. A cut
+    model has no AudioSet scores: its ``scores`` are empty."""
     full = pretrained_yamnet(YAMNetConfig(input_samples=YAMNET_WINDOW_SAMPLES), weights=weights)
     features = full.get_layer(f"layer{depth}/pointwise_conv/relu").output  # [B, h, w, c]
     cut = keras.Model(full.input, tf.reduce_mean(features, axis=(1, 2)))
@@ -57,7 +58,8 @@ def truncated_backbone(depth: int, weights: str) -> tuple[Backbone, int]:
         return cut(windows, training=False)
 
     def run(windows: np.ndarray) -> dict[str, np.ndarray]:
-        return {"embeddings": forward(tf.constant(windows, tf.float32)).numpy()}
+        embeddings = forward(tf.constant(windows, tf.float32)).numpy()
+        return {"embeddings": embeddings, "scores": np.zeros((len(embeddings), 0), np.float32)}
 
     identity = f"{sha256_of(Path(weights))}:blocks1-{depth}"
     backbone = Backbone(f"yamnet blocks 1-{depth}", identity, 16000, YAMNET_WINDOW_SAMPLES, run)
@@ -109,8 +111,8 @@ def write_results(rows: list[dict], args: argparse.Namespace, seconds: float) ->
     lines = [
         "# Linear probe on YAMNet's first k blocks (ESC-50 dev, 4 folds)",
         "",
-        f"Written by `python benchmarks/yamnet_depth_probe.py {' '.join(sys.argv[1:])}`".rstrip()
-        + f"`; {platform.machine()}, {seconds / 60:.1f} min.",
+        f"Written by `{' '.join(['python benchmarks/yamnet_depth_probe.py', *sys.argv[1:]])}`; "
+        f"{platform.machine()}, {seconds / 60:.1f} min.",
         "Backbone: the official YAMNet cut after block k, its last feature map averaged over",
         "time and frequency; the esc50_dev probe on it (0.975 s windows, clip pooling, logistic",
         "regression, the recipe's `probe` settings, embeddings only). Mean ± sample std over",
