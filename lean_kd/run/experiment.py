@@ -29,10 +29,10 @@ from lean_kd.run.fingerprint import data_fingerprint, fingerprint
 from lean_kd.run.recipe import ModelSection, Recipe
 from lean_kd.training.determinism import seed_everything
 from lean_kd.training.distribute import (
+    epoch_steps,
     global_batch_size,
     is_chief,
     make_strategy,
-    steps_per_pass,
     training_stream,
 )
 from lean_kd.training.trainer import FitResult, fit, save_model
@@ -316,9 +316,7 @@ def recorded_teacher_stream(
             f"{recipe.distribute.strategy!r}: distil with the teacher online instead"
         )
     training = recipe.training
-    per_epoch = training.steps_per_epoch or steps_per_pass(
-        pipeline, tf.distribute.get_strategy(), "train", training=True
-    )
+    per_epoch = epoch_steps(pipeline, tf.distribute.get_strategy(), training.steps_per_epoch)
     inputs = {
         # tf.data's random ops pair their seed (the pipeline's) with the global one that
         # training.seed sets: another training seed hears other crops and mixes

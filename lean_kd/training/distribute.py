@@ -209,6 +209,13 @@ def steps_per_pass(
     )
 
 
+def epoch_steps(
+    pipeline: AudioPipeline, strategy: tf.distribute.Strategy, steps_per_epoch: int
+) -> int:
+    """Optimizer steps of one training epoch: ``steps_per_epoch``, or one pass when it is 0."""
+    return steps_per_epoch or steps_per_pass(pipeline, strategy, "train", training=True)
+
+
 def fit_inputs(
     pipeline: AudioPipeline,
     strategy: tf.distribute.Strategy,
@@ -232,8 +239,7 @@ def fit_inputs(
         return {
             "x": with_teacher_stream(training_stream(pipeline), teacher_stream),
             "validation_data": pipeline.dataset("val", training=False, crops=val_crops),
-            "steps_per_epoch": steps_per_epoch
-            or steps_per_pass(pipeline, strategy, "train", training=True),
+            "steps_per_epoch": epoch_steps(pipeline, strategy, steps_per_epoch),
         }
     if not is_distributed(strategy):
         train = pipeline.dataset("train", training=True, crops=crops)
@@ -245,8 +251,7 @@ def fit_inputs(
     return {  # endless distributed datasets, run for one pass per epoch (or steps_per_epoch)
         "x": pipeline.distribute(strategy, "train", training=True, crops=crops),
         "validation_data": pipeline.distribute(strategy, "val", training=False, crops=val_crops),
-        "steps_per_epoch": steps_per_epoch
-        or steps_per_pass(pipeline, strategy, "train", training=True),
+        "steps_per_epoch": epoch_steps(pipeline, strategy, steps_per_epoch),
         "validation_steps": steps_per_pass(pipeline, strategy, "val", training=False),
     }
 
@@ -293,6 +298,7 @@ def global_batch_size(
 __all__ = [
     "CPU_DEVICES_ENV",
     "check_run_strategy",
+    "epoch_steps",
     "fit_inputs",
     "global_batch_size",
     "is_chief",
@@ -302,5 +308,6 @@ __all__ = [
     "num_workers",
     "steps_per_pass",
     "read_tf_config",
+    "training_stream",
     "write_dir",
 ]

@@ -34,7 +34,7 @@ from lean_kd.errors import ConfigError
 from lean_kd.files import atomic_path, write_atomic
 from lean_kd.models.contract import pretrained_variables, set_class_names
 from lean_kd.training.determinism import seed_everything
-from lean_kd.training.distribute import fit_inputs, steps_per_pass, write_dir
+from lean_kd.training.distribute import epoch_steps, fit_inputs, write_dir
 from lean_kd.training.keras_metrics import AUCPR, MeanAveragePrecision
 from lean_kd.training.progress import StepsProgbar
 
@@ -200,7 +200,7 @@ def fit(
     seed_everything(training.seed, deterministic=pipeline.config.deterministic)
     set_class_names(distiller.student, pipeline.index.class_names)  # saved with each checkpoint
     distiller(tf.zeros([1, *distiller.student.input_shape[1:]]))  # build: BackupAndRestore needs it
-    steps = training.steps_per_epoch or steps_per_pass(pipeline, strategy, "train", training=True)
+    steps = epoch_steps(pipeline, strategy, training.steps_per_epoch)
     if steps <= 0:
         raise ConfigError(
             f"The training split has fewer examples than one batch ({pipeline.config.batch_size}); "
