@@ -38,15 +38,20 @@ from lean_kd.reporting.markdown import markdown_table
 from lean_kd_runtime.timing import load_model
 
 HERE = Path(__file__).resolve().parent
-EXPORTS = (  # (model, lstm, dft): the defaults (auto, fft) and the alternatives
-    ("lean", "auto", "fft"),
-    ("lean", "auto", "rfft"),
-    ("lean", "auto", "int8"),
-    ("lean_fast", "auto", "fft"),
-    ("lean_fast", "hybrid", "fft"),
-    ("lean_fast", "auto", "int8"),
-    ("lean_tiny", "auto", "fft"),
-    ("lean_tiny", "auto", "int8"),
+# (model, lstm, dft, engine): the defaults (auto, fft, interpreter) and the alternatives; on the
+# compiled engine (LiteRT's CompiledModel, XNNPACK's weight cache) the baseline runs there too
+EXPORTS = (
+    ("lean", "auto", "fft", "interpreter"),
+    ("lean", "unrolled", "fft", "compiled"),
+    ("lean", "auto", "rfft", "interpreter"),
+    ("lean", "auto", "int8", "interpreter"),
+    ("lean_fast", "auto", "fft", "interpreter"),
+    ("lean_fast", "auto", "fft", "compiled"),
+    ("lean_fast", "hybrid", "fft", "interpreter"),
+    ("lean_fast", "auto", "int8", "interpreter"),
+    ("lean_tiny", "auto", "fft", "interpreter"),
+    ("lean_tiny", "auto", "fft", "compiled"),
+    ("lean_tiny", "auto", "int8", "interpreter"),
 )
 CLASSES = 10
 
@@ -101,22 +106,24 @@ def bench_rows(path: Path, label: str, baseline: Path, config: BenchConfig) -> l
     return rows, report["host"]
 
 
-def cpu_time_ratio(path: Path, baseline: Path, runs: int) -> tuple[float, float]:
+def cpu_time_ratio(path: Path, baseline: Path, runs: int, engine: str) -> tuple[float, float]:
     """Median CPU time (ms) of one invoke at one thread, for ``path`` and ``baseline``,
     interleaved in blocks of 10. The invoke runs on the calling thread, so its thread CPU
     time leaves out the time other processes hold the core: on a shared machine it tracks
     what an idle one would show better than wall time does."""
-    models = [load_model(p, threads=1, sample_rate_hz=16000) for p in (path, baseline)]
+    models = [
+        load_model(p, threads=1, sample_rate_hz=16000, engine=engine) for p in (path, baseline)
+    ]
     for model in models:
         model.feed(0)
         for _ in range(10):
-            model.interpreter.invoke()
+            model.engine.invoke()
     times: list[list[int]] = [[], []]
     while len(times[0]) < runs:
         for model, record in zip(models, times):
             for _ in range(10):
                 start = time.thread_time_ns()
-                model.interpreter.invoke()
+                model.engine.invoke()
                 record.append(time.thread_time_ns() - start)
     mine, theirs = (float(np.median(t)) / 1e6 for t in times)
     return mine, theirs
@@ -133,14 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     baseline = Path(os.environ.get("LEAN_KD_YAMNET", "../shared/pretrained/yamnet/yamnet.tflite"))
     args.out.mkdir(parents=True, exist_ok=True)
     threads = tuple(int(t) for t in args.threads.split(","))
-    config = BenchConfig(threads=threads, timing=TimingConfig(runs=args.runs), memory_repeats=3)
     load_before = os.getloadavg()
-    rows, profiles, host = [], [], None
-    for name, lstm, dft in EXPORTS:
+    rows, profiles, host, profiled = [], [], None, set()
+    for name, lstm, dft, engine in EXPORTS:
         path, used = export(name, lstm, dft, args.out, again=args.export_again)
-        label = f"{name} int8, --lstm {lstm} ({used}), --dft {dft}"
+        label = f"{name} int8, --lstm {lstm} ({used}), --dft {dft}, {engine}"
+        config = BenchConfig(
+            threads=threads, timing=TimingConfig(runs=args.runs), memory_repeats=3, engine=engine
+        )
         new_rows, host = bench_rows(path, label, baseline, config)
-        mine, theirs = cpu_time_ratio(path, baseline, args.runs)
+        mine, theirs = cpu_time_ratio(path, baseline, args.runs, engine)
         new_rows.append(
             [
                 label,
@@ -152,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         rows += new_rows
-        profiles.append(profile_markdown(profile_model(path, threads=1, runs=200)))
+        if path not in profiled:  # the profile times ops on the interpreter, once per file
+            profiled.add(path)
+            profiles.append(profile_markdown(profile_model(path, threads=1, runs=200)))
         print(*("| " + " | ".join(map(str, r)) + " |" for r in new_rows), sep="\n", flush=True)
     profiles.append(profile_markdown(profile_model(baseline, threads=1, runs=200)))
     text = summary(rows, profiles, host, load_before, os.getloadavg(), args)

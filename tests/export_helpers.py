@@ -33,7 +33,9 @@ TONES_HZ = (300.0, 1000.0, 3000.0)
 LABELS = ["low", "mid", "high"]
 
 
-def build_model(kind: str, *, seed: int = 0, multi_label: bool = False) -> keras.Model:
+def build_model(
+    kind: str, *, seed: int = 0, multi_label: bool = False, lstm_units: int = 8
+) -> keras.Model:
     """``plain`` or ``lstm`` contract model with 3 classes, 1 s at 16 kHz (untrained)."""
     keras.utils.set_random_seed(shifted_seed(seed))
     spec = ModelSpec(
@@ -47,7 +49,7 @@ def build_model(kind: str, *, seed: int = 0, multi_label: bool = False) -> keras
     if kind == "lstm":
         patches = keras.layers.Reshape((40, 400))(waveform)  # [B, 40, 400]: 25 ms patches
         x = keras.layers.Concatenate()(
-            [x, keras.layers.Bidirectional(keras.layers.LSTM(8))(patches)]
+            [x, keras.layers.Bidirectional(keras.layers.LSTM(lstm_units))(patches)]
         )
     embeddings = keras.layers.Dense(16, activation="relu")(x)
     logits = keras.layers.Dense(len(LABELS))(embeddings)

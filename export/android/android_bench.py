@@ -41,6 +41,7 @@ DELEGATE_FLAGS = {
     "gpu": ["--use_gpu=true"],
     "nnapi": ["--use_nnapi=true"],
 }
+IN_MEMORY_WEIGHT_CACHE = ":memory"  # the XNNPACK delegate's name for a cache without a file
 _NUMBER = r"([0-9.]+(?:[eE][+-]?[0-9]+)?)"
 _TIMINGS = re.compile(
     rf"Inference timings in us: Init: {_NUMBER}, First inference: {_NUMBER}, "
@@ -154,10 +155,22 @@ class Adb:
 
 
 def benchmark_command(
-    binary: str, model: str, *, threads: int, delegate: str, runs: int, warmup_runs: int
+    binary: str,
+    model: str,
+    *,
+    threads: int,
+    delegate: str,
+    runs: int,
+    warmup_runs: int,
+    weight_cache: bool = False,
 ) -> list[str]:
-    """The benchmark_model command line run on the phone."""
-    return [
+    """The benchmark_model command line run on the phone.
+
+    ``weight_cache``: XNNPACK's weight cache in memory, so that ops reading one weight (the
+    steps of an ``--lstm unrolled`` export) share one packed copy, as LiteRT's CompiledModel
+    with ``xnnpack_weight_cache_path`` runs them in an app.
+    """
+    command = [
         binary,
         f"--graph={model}",
         f"--num_threads={threads}",
@@ -166,6 +179,9 @@ def benchmark_command(
         "--report_peak_memory_footprint=true",
         *DELEGATE_FLAGS[delegate],
     ]
+    if weight_cache and delegate == "xnnpack":
+        command.append(f"--xnnpack_weight_cache_file_path={IN_MEMORY_WEIGHT_CACHE}")
+    return command
 
 
 def input_facts(model: Path, sample_rate: int) -> tuple[list[int] | None, float | None]:
@@ -208,6 +224,7 @@ def run(args: argparse.Namespace) -> dict:
                 delegate=delegate,
                 runs=args.runs,
                 warmup_runs=args.warmup_runs,
+                weight_cache=args.weight_cache,
             )
             output = adb.shell(command)
             _save_raw(args.raw_dir, f"{args.model.stem}_{delegate}_{threads}t.txt", output)
@@ -255,7 +272,7 @@ def _report(
             "system": "Android",
             "cpu_count": None,
             "python": None,
-            "runtime": "benchmark_model",
+            "runtime": "benchmark_model" + (", XNNPACK weight cache" if args.weight_cache else ""),
             "emulated": False,
             "device": device,
             "cpu_int8_features": None,
@@ -313,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-runs", type=int, default=10)
     parser.add_argument(
         "--sample-rate", type=int, default=16000, help="Hz, for the real-time factor"
+    )
+    parser.add_argument(
+        "--weight-cache",
+        action="store_true",
+        help="XNNPACK's weight cache in memory (--xnnpack_weight_cache_file_path=:memory; "
+        "a recent benchmark_model): for --lstm unrolled exports, as LiteRT's CompiledModel runs them",
     )
     parser.add_argument("--device-dir", default="/data/local/tmp/lean_kd")
     parser.add_argument("--json", type=Path, help="write the report here")

@@ -21,6 +21,7 @@ from lean_kd.bench.schema import validate_report
 from lean_kd.errors import ConfigError
 from lean_kd_runtime import bench as runner_bench
 from lean_kd_runtime import timing as runner_timing
+from lean_kd_runtime.engines import ENGINES
 from lean_kd_runtime.tflite_graph import read_graph
 
 logger = logging.getLogger(__name__)
@@ -48,15 +49,19 @@ class TimingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
-    """What to measure: thread counts, invoke counts, fallback sample rate, memory probe repeats."""
+    """What to measure: thread counts, invoke counts, fallback sample rate, memory probe repeats,
+    and the engine that runs the models (``lean_kd_runtime.engines``)."""
 
     threads: tuple[int, ...] = (1,)
     timing: TimingConfig = TimingConfig()
     sample_rate_hz: int = 16000  # used when the model has no AudioProperties metadata
     memory_repeats: int = 3
+    engine: str = "interpreter"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", check_threads(self.threads))
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.sample_rate_hz <= 0:
             raise ConfigError(f"sample_rate_hz must be > 0, got {self.sample_rate_hz}")
         if self.memory_repeats < 1:
@@ -80,6 +85,7 @@ def run_benchmark(
             seed=timing.seed,
             sample_rate=config.sample_rate_hz,
             memory_repeats=config.memory_repeats,
+            engine=config.engine,
             tool=TOOL,
             macs=macs,
             progress=update,

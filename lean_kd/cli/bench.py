@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lean_kd_runtime.engines import ENGINES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
@@ -48,6 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--memory-repeats", type=int, default=3, help="fresh processes per memory figure (median)"
     )
     bench.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="interpreter",
+        help="interpreter: LiteRT's classic Interpreter, as MediaPipe and most apps run models; "
+        "compiled: LiteRT's CompiledModel with XNNPACK's weight cache, where ops reading one "
+        "weight share its packed copy (an unrolled LSTM's steps; refuses fused LSTM ops) "
+        "(default: interpreter)",
+    )
+    bench.add_argument(
         "--profile",
         action="store_true",
         help="instead of the latency report: time each op and each run of ops on one kernel "
@@ -83,6 +94,7 @@ def run_bench(args: argparse.Namespace) -> int:
         ),
         sample_rate_hz=args.sample_rate,
         memory_repeats=args.memory_repeats,
+        engine=args.engine,
     )
     report = run_benchmark(args.model, baseline=args.baseline, config=config)
     write_bench_report(report, json_path=args.json, markdown_path=args.markdown)

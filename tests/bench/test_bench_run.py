@@ -82,7 +82,7 @@ class FakeModel:
     """Records the order of invokes, to check that timed blocks alternate."""
 
     def __init__(self, name, log):
-        self.name, self.log, self.interpreter = name, log, self
+        self.name, self.log, self.engine = name, log, self
 
     def feed(self, seed):
         pass

@@ -195,6 +195,21 @@ def test_push_run_parse_with_fake_adb(fake_adb, capsys):
     assert "gpu      1 thread(s): mean 4.47 ms" in capsys.readouterr().out
 
 
+def test_weight_cache_flag_goes_to_xnnpack_runs_only(fake_adb):
+    out = fake_adb / "report.json"
+    argv = ["--model", fake_adb / "model.tflite", "--benchmark-binary", fake_adb / "benchmark_model",
+            "--delegates", "xnnpack,gpu", "--weight-cache", "--json", out]  # fmt: skip
+    assert android_bench.main([str(a) for a in argv]) == 0
+    report = json.loads(out.read_text())
+    validate_report(report)
+    assert report["host"]["runtime"] == "benchmark_model, XNNPACK weight cache"
+    xnnpack, gpu = [
+        line for line in (fake_adb / "adb.log").read_text().splitlines() if "--graph=" in line
+    ]
+    assert xnnpack.endswith("--use_xnnpack=true --xnnpack_weight_cache_file_path=:memory")
+    assert gpu.endswith("--use_gpu=true")
+
+
 @pytest.mark.parametrize(
     "setup, extra, message",
     [

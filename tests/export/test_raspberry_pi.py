@@ -208,6 +208,18 @@ def test_eval_on_a_manifest_split(tiny, tmp_path, capsys):
     assert result["host"]["emulated"] is False
 
 
+def test_eval_on_the_compiled_engine_scores_as_on_the_interpreter(tiny, tmp_path, capsys):
+    results = {}
+    for engine in ("interpreter", "compiled"):
+        out = tmp_path / f"{engine}.json"
+        assert run(eval_args(tiny, tiny.data, out, "--engine", engine), capsys)[0] == 0
+        results[engine] = json.loads(out.read_text())
+    assert "CompiledModel" in results["compiled"]["host"]["runtime"]
+    assert "CompiledModel" not in results["interpreter"]["host"]["runtime"]
+    scores = {e: np.array([c["scores"] for c in r["clips"]]) for e, r in results.items()}
+    np.testing.assert_allclose(scores["compiled"], scores["interpreter"], atol=1e-6)
+
+
 def test_labels_and_rate_from_model_metadata(tiny, tmp_path, capsys):
     model = tmp_path / "with_metadata.tflite"  # declares 8 kHz: its 16000-sample window is 2 s
     model.write_bytes(attach_metadata(tiny.model.read_bytes(), sample_rate_hz=8000, labels=CLASSES))

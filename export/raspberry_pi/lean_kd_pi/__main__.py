@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from lean_kd_runtime.engines import ENGINES
 from lean_kd_runtime.errors import ConfigError, RunnerError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -88,6 +89,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sample-rate", type=int, default=16000, help="Hz, when the model has no metadata"
     )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="interpreter",
+        help="interpreter: the classic TFLite Interpreter; compiled: LiteRT's CompiledModel with "
+        "XNNPACK's weight cache (needs ai-edge-litert; for --lstm unrolled exports, whose steps "
+        "then share one packed weight) (default: interpreter)",
+    )
 
 
 def _classifier_options(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +134,7 @@ def run_bench(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         memory_repeats=0 if args.no_memory else args.memory_repeats,
         emulated=args.emulated,
+        engine=args.engine,
     )
     print(file=sys.stderr)  # ends the line of progress dots
     _write_json(args.json, report)
@@ -148,7 +158,7 @@ def run_eval(args: argparse.Namespace) -> int:
         strict=args.strict,
     )
     result["model"] = str(args.model)
-    result["host"] = host_info(emulated=False)
+    result["host"] = host_info(emulated=False, engine=args.engine)
     _write_json(args.json, result)
     metrics = result["metrics"]
     shown_map = "n/a" if metrics["mAP"] is None else f"{metrics['mAP']:.4f}"
@@ -195,7 +205,7 @@ def _classifier(args: argparse.Namespace, *, fallback_labels: list[str] | None):
     (threads,) = check_threads([args.threads])
     rate, _, embedded = model_audio_facts(args.model, default_rate=args.sample_rate)
     labels = read_labels(args.labels) if args.labels else embedded
-    model = load_model(args.model, threads=threads, sample_rate_hz=rate)
+    model = load_model(args.model, threads=threads, sample_rate_hz=rate, engine=args.engine)
     classifier = Classifier(
         model, num_classes=len(labels) if labels else None, output_index=args.output_index
     )

@@ -35,6 +35,7 @@ def measure_models(
     memory_repeats: int,
     emulated: bool = False,
     seed: int = 0,
+    engine: str = "interpreter",
     tool: str = TOOL,
     macs: Sequence[Mapping] | None = None,
     progress: Callable[[int], object] | None = None,
@@ -42,23 +43,24 @@ def measure_models(
     """Report dict for ``models`` ([model] or [model, baseline]); memory_repeats 0 skips memory.
 
     ``macs``: per model, the MAC fields of the schema (default: null); ``progress`` is called
-    with the number of invokes after each timed block (default: a dot on stderr).
+    with the number of invokes after each timed block (default: a dot on stderr). ``engine``
+    runs every model (:mod:`.engines`); the report's ``host.runtime`` names it.
     """
     threads = check_threads(threads)
     entries = [
-        _entry(Path(path), role, sample_rate, macs=counted)
+        _entry(Path(path), role, sample_rate, macs=counted, engine=engine)
         for path, role, counted in zip(models, ("model", "baseline"), macs or (NO_MACS, NO_MACS))
     ]
     timing = {"runs": runs, "warmup_runs": warmup_runs, "block_runs": block_runs, "seed": seed}
     for count in threads:
-        _time(entries, threads=count, progress=progress or _dot, **timing)
-    _add_memory(entries, threads=threads[0], repeats=memory_repeats)
+        _time(entries, threads=count, engine=engine, progress=progress or _dot, **timing)
+    _add_memory(entries, threads=threads[0], repeats=memory_repeats, engine=engine)
     return {
         "schema": SCHEMA_NAME,
         "schema_version": SCHEMA_VERSION,
         "tool": tool,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": host_info(emulated=emulated),
+        "host": host_info(emulated=emulated, engine=engine),
         "settings": {
             "runs": runs,
             "warmup_runs": warmup_runs,
@@ -72,11 +74,17 @@ def measure_models(
 
 
 def _time(
-    entries: list[dict], *, threads: int, progress: Callable[[int], object], **timing
+    entries: list[dict],
+    *,
+    threads: int,
+    engine: str,
+    progress: Callable[[int], object],
+    **timing,
 ) -> None:
     """Append a latency entry at ``threads`` threads to every entry, the models interleaved."""
     loaded = [
-        load_model(e["path"], threads=threads, sample_rate_hz=e["sample_rate_hz"]) for e in entries
+        load_model(e["path"], threads=threads, sample_rate_hz=e["sample_rate_hz"], engine=engine)
+        for e in entries
     ]
     seconds = time_interleaved(loaded, progress=progress, **timing)
     for entry, times in zip(entries, seconds):
@@ -89,10 +97,11 @@ def _dot(invokes: int) -> None:
     print(".", end="", file=sys.stderr, flush=True)
 
 
-def _entry(path: Path, role: str, default_rate: int, *, macs: Mapping) -> dict:
+def _entry(path: Path, role: str, default_rate: int, *, macs: Mapping, engine: str) -> dict:
     """Everything about one model that does not need timing."""
     rate, source, _ = model_audio_facts(path, default_rate=default_rate)
-    loaded = load_model(path, threads=1, sample_rate_hz=rate)  # missing / non-waveform: ModelError
+    # missing, not a waveform model, or not loadable on the engine: ModelError
+    loaded = load_model(path, threads=1, sample_rate_hz=rate, engine=engine)
     return {
         "role": role,
         "path": str(path),
@@ -108,7 +117,7 @@ def _entry(path: Path, role: str, default_rate: int, *, macs: Mapping) -> dict:
     }
 
 
-def _add_memory(entries: list[dict], *, threads: int, repeats: int) -> None:
+def _add_memory(entries: list[dict], *, threads: int, repeats: int, engine: str) -> None:
     if repeats < 1:
         blank = dict.fromkeys(
             ("peak_rss_bytes", "runtime_only_peak_rss_bytes", "model_delta_bytes")
@@ -121,7 +130,7 @@ def _add_memory(entries: list[dict], *, threads: int, repeats: int) -> None:
                 "tensor_arena_bytes": None,
             }
         return
-    runtime_bytes = memory.runtime_peak_bytes(repeats=repeats)
+    runtime_bytes = memory.runtime_peak_bytes(repeats=repeats, engine=engine)
     for entry in entries:
         entry["memory"] = memory.model_memory(
             entry["path"],
@@ -129,6 +138,7 @@ def _add_memory(entries: list[dict], *, threads: int, repeats: int) -> None:
             threads=threads,
             runtime_bytes=runtime_bytes,
             repeats=repeats,
+            engine=engine,
         )
 
 

@@ -48,7 +48,7 @@ def _probe(args: list[str]) -> int:
         ) from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ModelError(f"memory probe failed for {args[:1] or 'the runtime'}: {last}")
+        raise ModelError(f"memory probe failed for {args[1:2] or 'the runtime'}: {last}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["tensorflow_loaded"]:
         raise ModelError(
@@ -57,20 +57,27 @@ def _probe(args: list[str]) -> int:
     return int(result["peak_rss_bytes"])
 
 
-def runtime_peak_bytes(*, repeats: int = 3) -> int:
-    """Median peak RSS of a process that only imports numpy and the TFLite runtime."""
-    return int(statistics.median(_probe([]) for _ in range(repeats)))
+def runtime_peak_bytes(*, repeats: int = 3, engine: str = "interpreter") -> int:
+    """Median peak RSS of a process that only imports numpy and ``engine``'s TFLite runtime."""
+    return int(statistics.median(_probe([engine]) for _ in range(repeats)))
 
 
 def model_memory(
-    path: str | Path, *, shape: tuple[int, ...], threads: int, runtime_bytes: int, repeats: int = 3
+    path: str | Path,
+    *,
+    shape: tuple[int, ...],
+    threads: int,
+    runtime_bytes: int,
+    repeats: int = 3,
+    engine: str = "interpreter",
 ) -> dict:
-    """The ``memory`` object of the report schema for one model."""
-    args = [str(path), str(threads), str(PROBE_INVOKES), ",".join(str(d) for d in shape)]
+    """The ``memory`` object of the report schema for one model run on ``engine``."""
+    args = [engine, str(path), str(threads), str(PROBE_INVOKES)]
+    args.append(",".join(str(d) for d in shape))
     peak = int(statistics.median(_probe(args) for _ in range(repeats)))
     logger.debug("%s: peak RSS %d bytes, runtime only %d bytes", path, peak, runtime_bytes)
     return {
-        "method": METHOD.format(repeats=repeats) + f"; {threads} thread(s)",
+        "method": METHOD.format(repeats=repeats) + f"; {engine} engine, {threads} thread(s)",
         "peak_rss_bytes": peak,
         "runtime_only_peak_rss_bytes": runtime_bytes,
         "model_delta_bytes": peak - runtime_bytes,

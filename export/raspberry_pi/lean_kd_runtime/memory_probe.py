@@ -1,15 +1,20 @@
 """Peak memory of a fresh Python process running a TFLite model; prints one JSON line.
 
-``python -I memory_probe.py`` measures the peak resident memory of a process that imported
-numpy and the TFLite runtime only; ``python -I memory_probe.py MODEL THREADS RUNS SHAPE`` also
-loads MODEL, allocates it and invokes it RUNS times. It never imports TensorFlow or lean_kd
-(so their memory does not count) and reports whether TensorFlow got loaded anyway. It runs
-as a script (``python -I``), not as part of the package, so it imports nothing from it.
+``python -I memory_probe.py ENGINE`` measures the peak resident memory of a process that
+imported numpy and the TFLite runtime of ENGINE ("interpreter" or "compiled") only;
+``python -I memory_probe.py ENGINE MODEL THREADS RUNS SHAPE`` also loads MODEL on that engine,
+allocates it and invokes it RUNS times. It never imports TensorFlow or lean_kd (so their
+memory does not count) and reports whether TensorFlow got loaded anyway. It runs as a script
+(``python -I``); of its package it imports the engines module only (numpy and the runtime).
 """
 
 import json
 import resource
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lean_kd_runtime.engines import import_engine, open_engine  # noqa: E402
 
 
 def peak_rss_bytes() -> int:
@@ -30,26 +35,14 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def import_runtime() -> type:
-    """The Interpreter class of ai-edge-litert, or of tflite-runtime where that is installed."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-    return Interpreter
-
-
-def run_model(path: str, threads: int, runs: int, shape: list[int]) -> None:
+def run_model(engine: str, path: str, threads: int, runs: int, shape: list[int]) -> None:
     import numpy as np
 
-    Interpreter = import_runtime()
-    interpreter = Interpreter(model_path=path, num_threads=threads)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, shape, strict=False)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, test_signal(np, shape))
+    loaded = open_engine(Path(path), threads=threads, engine=engine)
+    loaded.resize(tuple(shape))
+    loaded.write(test_signal(np, shape))
     for _ in range(runs):
-        interpreter.invoke()
+        loaded.invoke()
 
 
 def test_signal(np: object, shape: list[int]) -> object:
@@ -67,10 +60,11 @@ def test_signal(np: object, shape: list[int]) -> object:
 def main(argv: list[str]) -> None:
     import numpy  # noqa: F401  (the runtime-only baseline imports what a model run imports)
 
-    import_runtime()
-    if argv:
-        path, threads, runs, shape = argv
-        run_model(path, int(threads), int(runs), [int(d) for d in shape.split(",")])
+    engine, *model = argv
+    import_engine(engine)
+    if model:
+        path, threads, runs, shape = model
+        run_model(engine, path, int(threads), int(runs), [int(d) for d in shape.split(",")])
     print(
         json.dumps(
             {"peak_rss_bytes": peak_rss_bytes(), "tensorflow_loaded": "tensorflow" in sys.modules}

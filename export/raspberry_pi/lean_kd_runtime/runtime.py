@@ -1,47 +1,25 @@
-"""The TFLite runtime (ai-edge-litert, else tflite-runtime), the classifier wrapper and labels."""
+"""Facts about the runtime and the host, the classifier wrapper and labels."""
 
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import os
 import platform
 from pathlib import Path
 
 import numpy as np
 
+from .engines import import_engine
 from .errors import ConfigError, ModelError
 
-try:
-    from ai_edge_litert.interpreter import Interpreter
 
-    RUNTIME = "ai_edge_litert"
-except ImportError:  # older boards: the tflite-runtime wheel
+def runtime_name(engine: str = "interpreter") -> str:
+    """``"ai_edge_litert 2.3.0"``, ``"tflite_runtime 2.14.0"`` (with ``", CompiledModel, XNNPACK
+    weight cache"`` on the compiled engine), or ``"none"`` when no runtime provides ``engine``."""
     try:
-        from tflite_runtime.interpreter import Interpreter
-
-        RUNTIME = "tflite_runtime"
-    except ImportError:
-        RUNTIME = None
-
-        class Interpreter:  # type: ignore[no-redef]
-            """Stands in when no runtime is installed, so that loading a model says what to do."""
-
-            def __init__(self, *args: object, **kwargs: object) -> None:
-                raise ModelError(
-                    "no TFLite runtime installed: pip install ai-edge-litert "
-                    "(or tflite-runtime); see requirements.txt"
-                )
-
-
-def runtime_name() -> str:
-    """``"ai_edge_litert 2.3.0"``, ``"tflite_runtime 2.14.0"`` or ``"none"``."""
-    if RUNTIME is None:
+        return import_engine(engine)[1]
+    except ModelError:
         return "none"
-    try:
-        return f"{RUNTIME} {importlib.metadata.version(RUNTIME.replace('_', '-'))}"
-    except importlib.metadata.PackageNotFoundError:
-        return RUNTIME
 
 
 def is_emulated() -> bool:
@@ -92,15 +70,15 @@ def cpu_int8_features() -> list[str] | None:
     return [flag for flag in INT8_CPU_FLAGS if flag in flags]
 
 
-def host_info(*, emulated: bool) -> dict:
-    """The ``host`` object of the report schema."""
+def host_info(*, emulated: bool, engine: str = "interpreter") -> dict:
+    """The ``host`` object of the report schema (its runtime names the engine)."""
     return {
         "cpu_int8_features": cpu_int8_features(),
         "machine": platform.machine(),
         "system": platform.system(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
-        "runtime": runtime_name(),
+        "runtime": runtime_name(engine),
         "emulated": bool(emulated or is_emulated()),
         "device": device_name(),
     }
@@ -131,11 +109,11 @@ class Classifier:
 
     def __init__(self, model: object, *, num_classes: int | None, output_index: int | None) -> None:
         self.model = model  # a timing.LoadedModel
-        outputs = model.interpreter.get_output_details()
+        outputs = model.engine.outputs
         self.output = _pick_output(
             outputs, model.path, num_classes=num_classes, output_index=output_index
         )
-        self.num_classes = int(self.output["shape"][-1])
+        self.num_classes = int(outputs[self.output]["shape"][-1])
 
     @property
     def window_samples(self) -> int:
@@ -143,19 +121,20 @@ class Classifier:
 
     def __call__(self, window: np.ndarray) -> np.ndarray:
         """``[window_samples]`` float32 -> ``[num_classes]`` scores (mean over frames, if any)."""
-        interpreter = self.model.interpreter
+        engine = self.model.engine
         # fused LSTM ops keep their state across invokes: every window starts fresh, as in Keras
-        interpreter.reset_all_variables()
-        interpreter.set_tensor(self.model.input_index, window.reshape(self.model.input_shape))
-        interpreter.invoke()
-        scores = interpreter.get_tensor(self.output["index"])  # [..., num_classes]
+        engine.reset()
+        engine.write(window.reshape(self.model.input_shape))
+        engine.invoke()
+        scores = engine.read(self.output)  # [..., num_classes]
         return scores.reshape(-1, self.num_classes).mean(axis=0).astype(np.float32)
 
 
 def _pick_output(
     outputs: list[dict], path: Path, *, num_classes: int | None, output_index: int | None
-) -> dict:
-    """The score output: the one asked for, the only one, or the only one with num_classes columns."""
+) -> int:
+    """The position of the score output: the one asked for, the only one, or the only one with
+    num_classes columns."""
     described = ", ".join(
         f"{i}: {o['name']} {[int(d) for d in o['shape']]}" for i, o in enumerate(outputs)
     )
@@ -164,11 +143,13 @@ def _pick_output(
             raise ConfigError(
                 f"--output-index {output_index} out of range; {path} has outputs {described}"
             )
-        return outputs[output_index]
+        return output_index
     if len(outputs) == 1:
-        return outputs[0]
+        return 0
     matching = [
-        o for o in outputs if num_classes is not None and int(o["shape"][-1]) == num_classes
+        i
+        for i, o in enumerate(outputs)
+        if num_classes is not None and int(o["shape"][-1]) == num_classes
     ]
     if len(matching) != 1:
         raise ModelError(

@@ -1,6 +1,7 @@
 """Invoke latency of TFLite models, interleaved when comparing models; ``lean-kd bench`` uses it too.
 
-Each model gets its own Interpreter with an explicit ``num_threads`` (the runtime's default is
+Each model gets its own engine (the classic Interpreter, or LiteRT's CompiledModel with XNNPACK's
+weight cache: :mod:`.engines`) with an explicit ``num_threads`` (the runtime's default is
 1 thread with XNNPACK; passing it makes the figure reproducible). After the warm-up invokes,
 the timed invokes run in blocks that alternate between the models (model, baseline, model,
 ...), so a slow-down of the machine (thermal throttling, another process) hits both alike and
@@ -18,28 +19,27 @@ from pathlib import Path
 
 import numpy as np
 
+from .engines import Engine, open_engine
 from .errors import ConfigError, ModelError
-from .runtime import Interpreter
 
 
 @dataclasses.dataclass
 class LoadedModel:
-    """An allocated interpreter and its waveform input (mutable: the interpreter is stateful)."""
+    """An allocated engine and its waveform input (mutable: the engine is stateful)."""
 
     path: Path
-    interpreter: Interpreter
-    input_index: int
+    engine: Engine
     input_shape: tuple[int, ...]
     threads: int
 
     def feed(self, seed: int) -> None:
         """Write a reproducible noise waveform in [-0.5, 0.5] to the input."""
         wave = np.random.default_rng(seed).uniform(-0.5, 0.5, self.input_shape).astype(np.float32)
-        self.interpreter.set_tensor(self.input_index, wave)
+        self.engine.write(wave)
 
     def invoke_ns(self) -> int:
         start = time.perf_counter_ns()
-        self.interpreter.invoke()
+        self.engine.invoke()
         return time.perf_counter_ns() - start
 
 
@@ -71,23 +71,15 @@ def waveform_shape(details: dict, *, path: Path, sample_rate_hz: int) -> tuple[i
     return (samples,) if len(signature) == 1 else (1, samples)
 
 
-def load_model(path: str | Path, *, threads: int, sample_rate_hz: int) -> LoadedModel:
-    """An allocated Interpreter for ``path`` with ``threads`` threads; the waveform input checked."""
+def load_model(
+    path: str | Path, *, threads: int, sample_rate_hz: int, engine: str = "interpreter"
+) -> LoadedModel:
+    """``path`` allocated on ``engine`` with ``threads`` threads; the waveform input checked."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
-    try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: the TFLite runtime cannot load it ({exc})") from None
-    inputs = interpreter.get_input_details()
-    if len(inputs) != 1:
-        raise ModelError(f"{path}: expected one waveform input, got {len(inputs)} inputs")
-    shape = waveform_shape(inputs[0], path=path, sample_rate_hz=sample_rate_hz)
-    if tuple(inputs[0]["shape"]) != shape:
-        interpreter.resize_tensor_input(inputs[0]["index"], list(shape), strict=False)
-    interpreter.allocate_tensors()
-    return LoadedModel(path, interpreter, inputs[0]["index"], shape, threads)
+    loaded = open_engine(path, threads=threads, engine=engine)
+    shape = waveform_shape(loaded.input, path=path, sample_rate_hz=sample_rate_hz)
+    loaded.resize(shape)
+    return LoadedModel(path, loaded, shape, threads)
 
 
 def time_interleaved(
@@ -103,7 +95,7 @@ def time_interleaved(
     for model in models:
         model.feed(seed)
         for _ in range(warmup_runs):
-            model.interpreter.invoke()
+            model.engine.invoke()
     times: list[list[int]] = [[] for _ in models]
     while len(times[0]) < runs:
         block = min(block_runs, runs - len(times[0]))
