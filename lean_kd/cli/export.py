@@ -101,7 +101,9 @@ def _add_int8_arguments(parser: argparse.ArgumentParser) -> None:
         help="int8 and dynamic: how LSTMs are exported: unrolled = batched input projection + "
         "unrolled recurrence on XNNPACK, hybrid = fused op with int8 weights and float "
         "activations, int8 = full integer, float; auto (default) = unrolled where XNNPACK's "
-        "per-step copies of the recurrent weights stay small, else hybrid",
+        "per-step copies of the recurrent weights stay small, else hybrid. For LiteRT's "
+        "CompiledModel with XNNPACK's weight cache (lean-kd bench --engine compiled), where "
+        "the steps share one copy, unrolled is LEAN's fastest form",
     )
     parser.add_argument(
         "--dft",

@@ -13,14 +13,18 @@ never another's. Measured on the ESC-50 dev recipe: the online teacher is ~35 % 
 distillation step.
 
 Layout: ``<store>/<key[:16]>/stream.json`` (key, inputs, steps, batch size, outputs; written
-last) and ``stream.npz`` (``teacher_<output>``: ``[steps, batch, ...]``).
+last) and ``stream.npz`` (``teacher_<output>``: ``[steps, batch, ...]``). Runs started side by
+side (the benchmark's parallel workers) record a stream once: the recorder holds an exclusive
+lock on ``recording.lock`` in the folder (``flock``: released by the system when a process
+dies, so no stale lock is left behind), and the others wait for it, then read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ from lean_kd.files import write_atomic
 
 logger = logging.getLogger(__name__)
 
-META_FILE, ARRAYS_FILE = "stream.json", "stream.npz"
+META_FILE, ARRAYS_FILE, LOCK_FILE = "stream.json", "stream.npz", "recording.lock"
 
 
 def stream_folder(store: str | Path, key: str) -> Path:
@@ -59,11 +63,49 @@ def teacher_stream(
     the reader)."""
     folder = stream_folder(store, key)
     found = _read(folder, key, steps, outputs)
-    if found is not None:
-        logger.info("Teacher stream: %d steps read from %s", steps, folder)
-        return found
-    arrays = _record(teacher, batches, steps, outputs, progress)
+    if found is None:
+        with recording_lock(folder):  # another process recording this stream: wait, then read
+            found = _read(folder, key, steps, outputs)
+            if found is None:
+                return _record_into(folder, key, inputs, teacher, batches, steps, outputs, progress)
+    logger.info("Teacher stream: %d steps read from %s", steps, folder)
+    return found
+
+
+@contextlib.contextmanager
+def recording_lock(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``folder``'s recording, waiting while another process holds
+    it. Where the system has no ``flock`` (Windows) nothing is locked: two runs started at the
+    same moment may then both record (the same arrays)."""
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(folder / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("Teacher stream in %s: another run is recording it; waiting", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _record_into(
+    folder: Path,
+    key: str,
+    inputs: Mapping[str, Any],
+    teacher: keras.Model,
+    batches: tf.data.Dataset,
+    steps: int,
+    outputs: Sequence[str],
+    progress: bool,
+) -> dict[str, np.ndarray]:
+    arrays = _record(teacher, batches, steps, outputs, progress)
     save_npz(folder / ARRAYS_FILE, arrays)
     meta = {
         "key": key, "inputs": dict(inputs), "steps": steps, "outputs": list(outputs),

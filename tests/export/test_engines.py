@@ -10,8 +10,7 @@ import export_helpers as h
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.errors import ConfigError, ModelError
 from lean_kd.export.tflite import convert
-from lean_kd.export.unrolled_lstm import packed_copies_bytes
-from lean_kd_runtime.engines import open_engine
+from lean_kd_runtime.engines import IN_MEMORY_WEIGHT_CACHE, open_engine
 from lean_kd_runtime.runtime import Classifier
 from lean_kd_runtime.timing import load_model
 
@@ -44,23 +43,35 @@ def test_compiled_engine_scores_as_the_interpreter(wide):
     np.testing.assert_allclose(scores["compiled"], scores["interpreter"], atol=1e-5)
 
 
-def test_weight_cache_packs_a_weight_read_by_every_step_once(wide):
-    # the Interpreter's XNNPACK packs the recurrent kernel for each op, the weight cache once
-    path, model = wide
-    copies = packed_copies_bytes(model)
-    assert copies == 39 * 256 * 1024
-    delta = {}
-    for engine in ("interpreter", "compiled"):
-        config = BenchConfig(
+def test_compiled_engine_asks_xnnpack_for_its_weight_cache_in_memory(wide, monkeypatch):
+    # What the cache saves (one packed recurrent kernel instead of 39: LEAN unrolled 18.7 MiB
+    # against 37.3 on the Interpreter) is the runtime's doing and a measurement:
+    # benchmarks/latency_profile.py's memory column per engine. Here: that it is asked for.
+    from ai_edge_litert.compiled_model import CompiledModel
+
+    seen = []
+    original = CompiledModel.from_file.__func__
+
+    def from_file(cls, path, **kwargs):
+        seen.append(kwargs["options"].cpu_options)
+        return original(cls, path, **kwargs)
+
+    monkeypatch.setattr(CompiledModel, "from_file", classmethod(from_file))
+    path, _ = wide
+    load_model(path, threads=2, sample_rate_hz=h.SAMPLE_RATE, engine="compiled")
+    [cpu] = seen
+    assert cpu.xnnpack_weight_cache_path == IN_MEMORY_WEIGHT_CACHE == ":memory"
+    assert cpu.num_threads == 2
+    report = run_benchmark(
+        path,
+        config=BenchConfig(
             timing=TimingConfig(runs=5, warmup_runs=1, block_runs=5),
             memory_repeats=1,
-            engine=engine,
-        )
-        report = run_benchmark(path, config=config)
-        delta[engine] = report["models"][0]["memory"]["model_delta_bytes"]
-        assert ("CompiledModel" in report["host"]["runtime"]) == (engine == "compiled")
-    # measured: 18.4 MB vs 12.7 (the CompiledModel itself holds ~1 MB more: YAMNet 13.0 vs 11.7)
-    assert delta["interpreter"] - delta["compiled"] > copies / 3, (delta, copies)
+            engine="compiled",
+        ),
+    )
+    assert "CompiledModel, XNNPACK weight cache" in report["host"]["runtime"]
+    assert "compiled engine" in report["models"][0]["memory"]["method"]
 
 
 def test_compiled_engine_refuses_fused_lstm_ops_with_the_way_out(tmp_path):
