@@ -67,7 +67,9 @@ def teacher_stream(
         with recording_lock(folder):  # another process recording this stream: wait, then read
             found = _read(folder, key, steps, outputs)
             if found is None:
-                return _record_into(folder, key, inputs, teacher, batches, steps, outputs, progress)
+                arrays = _record(teacher, batches, steps, outputs, progress)
+                _save(folder, arrays, key=key, inputs=inputs, steps=steps, outputs=outputs)
+                return arrays
     logger.info("Teacher stream: %d steps read from %s", steps, folder)
     return found
 
@@ -95,25 +97,16 @@ def recording_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _record_into(
-    folder: Path,
-    key: str,
-    inputs: Mapping[str, Any],
-    teacher: keras.Model,
-    batches: tf.data.Dataset,
-    steps: int,
-    outputs: Sequence[str],
-    progress: bool,
-) -> dict[str, np.ndarray]:
-    arrays = _record(teacher, batches, steps, outputs, progress)
-    save_npz(folder / ARRAYS_FILE, arrays)
+def _save(folder: Path, arrays: Mapping[str, np.ndarray], **meta: Any) -> None:
+    """The arrays, then the metadata that makes them readable (``key``, ``inputs``, ``steps``,
+    ``outputs``)."""
+    save_npz(folder / ARRAYS_FILE, dict(arrays))
     meta = {
-        "key": key, "inputs": dict(inputs), "steps": steps, "outputs": list(outputs),
+        **meta, "inputs": dict(meta["inputs"]), "outputs": list(meta["outputs"]),
         "batch_size": int(next(iter(arrays.values())).shape[1]),
     }  # fmt: skip
     write_atomic(folder / META_FILE, json.dumps(meta, indent=1, default=str))
-    logger.info("Teacher stream: %d steps recorded to %s", steps, folder)
-    return arrays
+    logger.info("Teacher stream: %d steps recorded to %s", meta["steps"], folder)
 
 
 def with_teacher_stream(
