@@ -6,19 +6,20 @@ tensor share one packed copy. The classic ``Interpreter`` (what tflite-runtime, 
 Tasks and most apps run) has no way to turn that cache on from Python; LiteRT's
 ``CompiledModel`` does (``CpuOptions.xnnpack_weight_cache_path``, in memory with
 :data:`IN_MEMORY_WEIGHT_CACHE`). It matters for an unrolled LSTM, whose time steps all read
-one recurrent kernel: LEAN unrolled holds ~24 MB of packed copies in the Interpreter and one
+one recurrent kernel: LEAN unrolled holds ~19 MB of packed copies in the Interpreter and one
 copy with the cache (benchmarks/results/latency_profile.md).
 
 The CompiledModel refuses variable tensors, i.e. the fused LSTM op's state: such a model runs
 on the Interpreter only (export it with ``--lstm unrolled`` for the CompiledModel).
 
 Both engines are wrapped in one small interface (:class:`Engine`) so that timing, the memory
-probe and the classifier treat them alike. The memory probe imports this module as a script
-would, so it imports nothing else from the package.
+probe and the classifier treat them alike. The memory probe imports this module from its
+script, so it imports nothing of the package but its errors.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib.metadata
 from pathlib import Path
 
@@ -69,24 +70,24 @@ def _versioned(package: str) -> str:
         return package
 
 
-class Engine:
+class Engine(abc.ABC):
     """One loaded model: its single input, its outputs in order, write / invoke / read."""
 
     input: dict  # name, shape, shape_signature, dtype
     outputs: list[dict]  # name, shape, dtype; read(i) returns output i
 
+    @abc.abstractmethod
     def resize(self, shape: tuple[int, ...]) -> None:
         """Give the input this shape and allocate (also when it already has it)."""
-        raise NotImplementedError
 
-    def write(self, array: np.ndarray) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self, array: np.ndarray) -> None: ...
 
-    def invoke(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def invoke(self) -> None: ...
 
-    def read(self, position: int) -> np.ndarray:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, position: int) -> np.ndarray: ...
 
     def reset(self) -> None:
         """Start the next invoke from a zero state (fused LSTM ops keep theirs otherwise)."""
