@@ -41,7 +41,8 @@ DELEGATE_FLAGS = {
     "gpu": ["--use_gpu=true"],
     "nnapi": ["--use_nnapi=true"],
 }
-IN_MEMORY_WEIGHT_CACHE = ":memory"  # the XNNPACK delegate's name for a cache without a file
+# copied from lean_kd_runtime/engines.py (a test compares): XNNPACK's cache without a file
+IN_MEMORY_WEIGHT_CACHE = ":memory"
 _NUMBER = r"([0-9.]+(?:[eE][+-]?[0-9]+)?)"
 _TIMINGS = re.compile(
     rf"Inference timings in us: Init: {_NUMBER}, First inference: {_NUMBER}, "

@@ -21,7 +21,7 @@ from lean_kd.bench.schema import validate_report
 from lean_kd.errors import ConfigError
 from lean_kd_runtime import bench as runner_bench
 from lean_kd_runtime import timing as runner_timing
-from lean_kd_runtime.engines import ENGINES
+from lean_kd_runtime.engines import check_engine
 from lean_kd_runtime.tflite_graph import read_graph
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threads", check_threads(self.threads))
-        if self.engine not in ENGINES:
-            raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        check_engine(self.engine)
         if self.sample_rate_hz <= 0:
             raise ConfigError(f"sample_rate_hz must be > 0, got {self.sample_rate_hz}")
         if self.memory_repeats < 1:

@@ -83,6 +83,8 @@ def recording_lock(folder: Path) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:
+        fcntl = None
+    if fcntl is None:
         yield
         return
     with open(folder / LOCK_FILE, "a") as handle:
@@ -132,21 +134,29 @@ def _read(folder: Path, key: str, steps: int, outputs: Sequence[str]) -> dict | 
         return None
     try:
         meta = json.loads(meta_path.read_text())
-        stored = np.load(folder / ARRAYS_FILE)
-        arrays = {f"teacher_{name}": stored[f"teacher_{name}"][:steps] for name in outputs}
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(
-            f"{folder}: unreadable teacher stream ({exc}); delete the folder to record it again"
-        ) from None
+    except (OSError, ValueError) as exc:
+        raise _unreadable(folder, exc) from None
     if meta.get("key") != key:
         raise DataError(
             f"{folder}: the teacher stream there was recorded for key {meta.get('key')!r}, "
             f"expected {key!r}; delete the folder to record it again"
         )
-    if meta["steps"] < steps:
-        logger.info("Teacher stream in %s has %d steps, %d needed", folder, meta["steps"], steps)
+    if meta.get("steps", 0) < steps:
+        logger.info(
+            "Teacher stream in %s has %s steps, %d needed", folder, meta.get("steps"), steps
+        )
         return None
-    return arrays
+    try:
+        with np.load(folder / ARRAYS_FILE) as stored:
+            return {f"teacher_{n}": stored[f"teacher_{n}"][:steps].copy() for n in outputs}
+    except (OSError, ValueError, KeyError) as exc:
+        raise _unreadable(folder, exc) from None
+
+
+def _unreadable(folder: Path, exc: Exception) -> DataError:
+    return DataError(
+        f"{folder}: unreadable teacher stream ({exc}); delete the folder to record it again"
+    )
 
 
 def _record(

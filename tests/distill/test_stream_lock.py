@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -32,21 +31,24 @@ with open(folder / "recording.lock", "a") as handle:
 def test_a_run_waits_for_the_recording_run_then_reads_its_stream(tmp_path, monkeypatch):
     key = "f" * 64
     folder = streams.stream_folder(tmp_path, key)
-    recorder = subprocess.Popen(
-        [sys.executable, "-c", RECORDER, str(folder), key], stdout=subprocess.PIPE, text=True
-    )
-    assert recorder.stdout.readline().strip() == "recording"
 
     def must_not_record(*args, **kwargs):
         raise AssertionError("recorded a stream another run was recording")
 
     monkeypatch.setattr(streams, "_record", must_not_record)
-    start = time.monotonic()
-    arrays = streams.teacher_stream(
-        tmp_path, key, teacher=None, batches=None, steps=4, outputs=("logits",), inputs={}
+    recorder = subprocess.Popen(
+        [sys.executable, "-c", RECORDER, str(folder), key], stdout=subprocess.PIPE, text=True
     )
-    assert time.monotonic() - start > 0.5  # waited for the recorder
-    assert recorder.wait(timeout=30) == 0
+    try:
+        assert recorder.stdout.readline().strip() == "recording"
+        # the stream is not there yet: only waiting for the recorder can give its arrays
+        arrays = streams.teacher_stream(
+            tmp_path, key, teacher=None, batches=None, steps=4, outputs=("logits",), inputs={}
+        )
+        assert recorder.wait(timeout=30) == 0
+    finally:
+        recorder.kill()
+        recorder.stdout.close()
     np.testing.assert_array_equal(arrays["teacher_logits"], np.full((4, 2, 3), 7.0))
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lean_kd.bench.schema import validate_report
-from lean_kd_runtime import schema
+from lean_kd_runtime import engines, schema
 
 ANDROID_DIR = Path(__file__).resolve().parents[2] / "export" / "android"
 sys.path.insert(0, str(ANDROID_DIR))
@@ -124,6 +124,7 @@ def test_schema_constants_match_lean_kd_pi():
         schema.SCHEMA_VERSION,
     )
     assert set(android_bench.DELEGATE_FLAGS) == set(schema.DELEGATES)
+    assert android_bench.IN_MEMORY_WEIGHT_CACHE == engines.IN_MEMORY_WEIGHT_CACHE
 
 
 FAKE_ADB = """\

@@ -88,3 +88,28 @@ def test_unknown_engine_and_missing_file(tmp_path):
         BenchConfig(engine="gpu")
     with pytest.raises(ModelError, match="nothing.tflite: model file not found"):
         open_engine(tmp_path / "nothing.tflite", threads=1, engine="compiled")
+
+
+def test_outputs_are_listed_in_the_same_order_on_both_engines(tmp_path):
+    # The compiled engine's buffers follow the signature's outputs, the Interpreter lists the
+    # graph's; converters may order the two differently (by name, by the model). Whatever they
+    # do, output i must be the same tensor on both engines.
+    from lean_kd._keras import keras, tf
+
+    wave = keras.Input(shape=(h.SAMPLE_RATE,), batch_size=1, name="waveform")
+    x = keras.layers.Reshape((40, 400))(wave)
+    first = keras.layers.Dense(3, name="b_first")(keras.layers.GlobalAveragePooling1D()(x))
+    second = keras.layers.Dense(5, name="a_second")(keras.layers.GlobalMaxPooling1D()(x))
+    model = keras.Model(wave, [first, second])
+    path = tmp_path / "two_outputs.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    window = h.tone_windows(1)[0][:1]
+    read = {}
+    for engine in ("interpreter", "compiled"):
+        loaded = load_model(path, threads=1, sample_rate_hz=h.SAMPLE_RATE, engine=engine)
+        loaded.engine.write(window)
+        loaded.engine.invoke()
+        read[engine] = [loaded.engine.read(i) for i in range(len(loaded.engine.outputs))]
+    assert [r.shape for r in read["compiled"]] == [r.shape for r in read["interpreter"]]
+    for mine, theirs in zip(read["compiled"], read["interpreter"]):
+        np.testing.assert_allclose(mine, theirs, atol=1e-6)

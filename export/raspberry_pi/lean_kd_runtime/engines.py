@@ -22,36 +22,45 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from .errors import ConfigError, ModelError
 
 ENGINES = ("interpreter", "compiled")
 # The path the XNNPACK delegate reads as "keep the weight cache in memory" (no file).
 IN_MEMORY_WEIGHT_CACHE = ":memory"
+# Ops whose state is a variable tensor, which the CompiledModel refuses
+STATEFUL_OPS = frozenset({"UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"})
 
 
-def import_engine(engine: str) -> tuple[type, str]:
-    """The class that loads models for ``engine`` and the runtime's name with its version.
+def check_engine(engine: str) -> str:
+    """``engine`` when it is one of :data:`ENGINES`; ConfigError otherwise."""
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return engine
+
+
+def runtime_class(engine: str) -> tuple[type, str]:
+    """The class that loads models for ``engine`` and the package it comes from.
 
     Raises ConfigError for an unknown engine, ModelError when no installed runtime provides it.
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "compiled":
+    if check_engine(engine) == "compiled":
         try:
             from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.cpu_options import CpuOptions  # noqa: F401 (grouped options)
+
+            from .tflite_graph import read_graph_io  # noqa: F401 (the schema module it needs)
         except ImportError:
             raise ModelError(
-                "the compiled engine needs ai-edge-litert >= 2.0 (LiteRT's CompiledModel); "
-                "pip install ai-edge-litert, or use the interpreter engine"
+                "the compiled engine needs ai-edge-litert >= 2.3 (LiteRT's CompiledModel with "
+                "CPU options); pip install -U ai-edge-litert, or use the interpreter engine"
             ) from None
-        return CompiledModel, _versioned("ai_edge_litert") + " CompiledModel, XNNPACK weight cache"
+        return CompiledModel, "ai_edge_litert"
     try:
         from ai_edge_litert.interpreter import Interpreter
 
-        return Interpreter, _versioned("ai_edge_litert")
+        return Interpreter, "ai_edge_litert"
     except ImportError:  # older boards: the tflite-runtime wheel
         try:
             from tflite_runtime.interpreter import Interpreter
@@ -60,18 +69,23 @@ def import_engine(engine: str) -> tuple[type, str]:
                 "no TFLite runtime installed: pip install ai-edge-litert "
                 "(or tflite-runtime); see requirements.txt"
             ) from None
-        return Interpreter, _versioned("tflite_runtime")
+        return Interpreter, "tflite_runtime"
 
 
-def _versioned(package: str) -> str:
+def runtime_name(engine: str = "interpreter") -> str:
+    """``"ai_edge_litert 2.3.0"`` or ``"tflite_runtime 2.14.0"``, followed by ``" CompiledModel,
+    XNNPACK weight cache"`` on the compiled engine; ModelError without a runtime for it."""
+    _, package = runtime_class(engine)
     try:
-        return f"{package} {importlib.metadata.version(package.replace('_', '-'))}"
+        name = f"{package} {importlib.metadata.version(package.replace('_', '-'))}"
     except importlib.metadata.PackageNotFoundError:
-        return package
+        name = package
+    return name + (" CompiledModel, XNNPACK weight cache" if engine == "compiled" else "")
 
 
 class Engine(abc.ABC):
-    """One loaded model: its single input, its outputs in order, write / invoke / read."""
+    """One loaded model: its single input, its outputs in the graph's order, write / invoke /
+    read. Both engines list outputs alike, so an output position means the same on each."""
 
     input: dict  # name, shape, shape_signature, dtype
     outputs: list[dict]  # name, shape, dtype; read(i) returns output i
@@ -81,21 +95,20 @@ class Engine(abc.ABC):
         """Give the input this shape and allocate (also when it already has it)."""
 
     @abc.abstractmethod
-    def write(self, array: np.ndarray) -> None: ...
+    def write(self, array: Any) -> None: ...
 
     @abc.abstractmethod
     def invoke(self) -> None: ...
 
     @abc.abstractmethod
-    def read(self, position: int) -> np.ndarray: ...
+    def read(self, position: int) -> Any: ...
 
     def reset(self) -> None:
         """Start the next invoke from a zero state (fused LSTM ops keep theirs otherwise)."""
 
 
 class InterpreterEngine(Engine):
-    def __init__(self, path: Path, *, threads: int) -> None:
-        interpreter_class, _ = import_engine("interpreter")
+    def __init__(self, path: Path, interpreter_class: type, *, threads: int) -> None:
         try:
             self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as exc:
@@ -113,13 +126,13 @@ class InterpreterEngine(Engine):
         self.input = self.interpreter.get_input_details()[0]
         self.outputs = self.interpreter.get_output_details()
 
-    def write(self, array: np.ndarray) -> None:
+    def write(self, array: Any) -> None:
         self.interpreter.set_tensor(self.input["index"], array)
 
     def invoke(self) -> None:
         self.interpreter.invoke()
 
-    def read(self, position: int) -> np.ndarray:
+    def read(self, position: int) -> Any:
         return self.interpreter.get_tensor(self.outputs[position]["index"])
 
     def reset(self) -> None:
@@ -127,62 +140,89 @@ class InterpreterEngine(Engine):
 
 
 class CompiledEngine(Engine):
-    """The first signature of a LiteRT CompiledModel, XNNPACK's weight cache in memory."""
+    """The first signature of a LiteRT CompiledModel, XNNPACK's weight cache in memory.
 
-    def __init__(self, path: Path, *, threads: int) -> None:
-        compiled_class, _ = import_engine("compiled")
+    Its buffers follow the signature's output order, which the converter may sort by name; the
+    outputs are listed in the graph's order (as the Interpreter lists them) and mapped to their
+    buffers. The input's shape signature comes from the file (-1: a dynamic dimension).
+    """
+
+    def __init__(self, path: Path, compiled_class: type, *, threads: int) -> None:
         from ai_edge_litert.cpu_options import CpuOptions
         from ai_edge_litert.options import Options
 
+        from .tflite_graph import read_graph_io
+
+        graph = read_graph_io(path)  # a corrupt file: ModelError naming it
         cpu = CpuOptions(num_threads=threads, xnnpack_weight_cache_path=IN_MEMORY_WEIGHT_CACHE)
         try:
             self.model = compiled_class.from_file(str(path), options=Options(cpu_options=cpu))
         except (ValueError, RuntimeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            stateful = sorted(graph.op_names & STATEFUL_OPS)
+            hint = (
+                f"; it refuses the variable tensors of {', '.join(stateful)}: export with "
+                "--lstm unrolled, or use the interpreter engine"
+                if stateful
+                else ""
+            )
             raise ModelError(
-                f"{path}: LiteRT's CompiledModel cannot load it ({str(exc).splitlines()[0]}); it refuses "
-                "variable tensors, which fused LSTM ops hold: export with --lstm unrolled, or "
-                "use the interpreter engine"
+                f"{path}: LiteRT's CompiledModel cannot load it ({reason}){hint}"
             ) from None
         self.signature = next(iter(self.model.get_signature_list()))
         inputs = list(self.model.get_input_tensor_details(self.signature).values())
-        if len(inputs) != 1:
+        if len(inputs) != 1 or len(graph.input_signatures) != 1:
             raise ModelError(f"{path}: expected one waveform input, got {len(inputs)} inputs")
-        self.input = {**inputs[0], "dtype": np.dtype(inputs[0]["dtype"])}
-        self.outputs = self._output_details()
+        self.input = {**inputs[0], "shape_signature": list(graph.input_signatures[0])}
+        self.graph_outputs = graph.output_tensors
+        self._list_outputs()
 
-    def _output_details(self) -> list[dict]:
-        details = self.model.get_output_tensor_details(self.signature).values()
-        return [{**d, "dtype": np.dtype(d["dtype"])} for d in details]
+    def _list_outputs(self) -> None:
+        """``outputs`` in the graph's order; ``buffer_of[i]``: the buffer position of output i."""
+        details = list(self.model.get_output_tensor_details(self.signature).values())
+        by_tensor = {int(d["index"]): position for position, d in enumerate(details)}
+        order = [by_tensor[t] for t in self.graph_outputs if t in by_tensor]
+        if len(order) != len(details):  # outputs the signature names differently: its order
+            order = list(range(len(details)))
+        self.outputs = [details[position] for position in order]
+        self.buffer_of = order
 
     def resize(self, shape: tuple[int, ...]) -> None:
         if tuple(self.input["shape"]) != tuple(shape):
             self.model.resize_input_tensor(0, list(shape), strict=False)
             self.input = {**self.input, "shape": list(shape)}
-            self.outputs = self._output_details()
+            self._list_outputs()
         self.input_buffers = self.model.create_input_buffers(0)
         self.output_buffers = self.model.create_output_buffers(0)
 
-    def write(self, array: np.ndarray) -> None:
-        self.input_buffers[0].write(np.ascontiguousarray(array, dtype=self.input["dtype"]))
+    def write(self, array: Any) -> None:
+        if str(array.dtype) != str(self.input["dtype"]):  # as the Interpreter: no silent cast
+            raise ModelError(
+                f"input {self.input['name']!r} takes {self.input['dtype']}, got {array.dtype}"
+            )
+        self.input_buffers[0].write(array)
 
     def invoke(self) -> None:
         self.model.run_by_index(0, self.input_buffers, self.output_buffers)
 
-    def read(self, position: int) -> np.ndarray:
+    def read(self, position: int) -> Any:
+        import numpy as np
+
         details = self.outputs[position]
         shape = [int(d) for d in details["shape"]]
-        values = self.output_buffers[position].read(int(np.prod(shape)), details["dtype"])
-        return values.reshape(shape)
+        buffer = self.output_buffers[self.buffer_of[position]]
+        return buffer.read(int(np.prod(shape)), details["dtype"]).reshape(shape)
 
 
 def open_engine(path: Path, *, threads: int, engine: str) -> Engine:
     """``path`` loaded on ``engine`` with ``threads`` threads (not yet allocated: ``resize``).
 
-    ModelError when the file is missing or the engine cannot load it.
+    ConfigError for an unknown engine; ModelError when the file is missing, no runtime provides
+    the engine or it cannot load the file.
     """
+    runtime, _ = runtime_class(engine)
     if not Path(path).is_file():
         raise ModelError(f"{path}: model file not found")
-    import_engine(engine)  # an unknown engine or a missing runtime fails before the file
     if engine == "compiled":
-        return CompiledEngine(path, threads=threads)
-    return InterpreterEngine(path, threads=threads)
+        return CompiledEngine(path, runtime, threads=threads)
+    return InterpreterEngine(path, runtime, threads=threads)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lean_kd_runtime.engines import import_engine, open_engine  # noqa: E402
+from lean_kd_runtime.engines import open_engine, runtime_class  # noqa: E402
 
 
 def peak_rss_bytes() -> int:
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
     import numpy  # noqa: F401  (the runtime-only baseline imports what a model run imports)
 
     engine, *model = argv
-    import_engine(engine)
+    runtime_class(engine)
     if model:
         path, threads, runs, shape = model
         run_model(engine, path, int(threads), int(runs), [int(d) for d in shape.split(",")])

@@ -9,17 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines import import_engine
+from .engines import runtime_name
 from .errors import ConfigError, ModelError
-
-
-def runtime_name(engine: str = "interpreter") -> str:
-    """``"ai_edge_litert 2.3.0"``, ``"tflite_runtime 2.14.0"`` (with ``", CompiledModel, XNNPACK
-    weight cache"`` on the compiled engine), or ``"none"`` when no runtime provides ``engine``."""
-    try:
-        return import_engine(engine)[1]
-    except ModelError:
-        return "none"
 
 
 def is_emulated() -> bool:
@@ -78,10 +69,17 @@ def host_info(*, emulated: bool, engine: str = "interpreter") -> dict:
         "system": platform.system(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
-        "runtime": runtime_name(engine),
+        "runtime": _runtime_or_none(engine),
         "emulated": bool(emulated or is_emulated()),
         "device": device_name(),
     }
+
+
+def _runtime_or_none(engine: str) -> str:
+    try:
+        return runtime_name(engine)
+    except ModelError:
+        return "none"
 
 
 def read_labels(path: str | Path) -> list[str]:

@@ -9,6 +9,7 @@ is not importable under TF 2.21 and would pull in TensorFlow).
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import struct
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,43 @@ def read_graph(path: str | Path) -> Graph:
     except _PARSE_ERRORS as exc:
         raise ModelError(f"{path}: corrupt or truncated TFLite file ({exc})") from None
     return Graph(ops=ops, subgraph_count=len(model.subgraphs))
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphIO:
+    """The main subgraph's inputs (shape signatures: -1 for a dynamic dimension) and output
+    tensor indices, in the graph's order (the Interpreter's ``get_output_details`` order)."""
+
+    input_signatures: tuple[Shape, ...]
+    output_tensors: tuple[int, ...]
+    op_names: frozenset[str]
+
+
+def read_graph_io(path: str | Path) -> GraphIO:
+    """:class:`GraphIO` of ``path``, read through a memory map: only the pages it needs, so a
+    process whose memory is being measured does not hold a copy of the file."""
+    try:
+        with (
+            open(path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+        ):
+            model = schema.Model.GetRootAs(data, 0)
+            graph = model.Subgraphs(0)
+            signatures = []
+            for k in range(graph.InputsLength()):
+                tensor = graph.Tensors(graph.Inputs(k))
+                if tensor.ShapeSignatureLength():
+                    dims = [tensor.ShapeSignature(j) for j in range(tensor.ShapeSignatureLength())]
+                else:
+                    dims = [tensor.Shape(j) for j in range(tensor.ShapeLength())]
+                signatures.append(tuple(int(d) for d in dims))
+            outputs = tuple(int(graph.Outputs(k)) for k in range(graph.OutputsLength()))
+            names = frozenset(
+                operator_name(model.OperatorCodes(k)) for k in range(model.OperatorCodesLength())
+            )
+    except (OSError, *_PARSE_ERRORS) as exc:
+        raise ModelError(f"{path}: corrupt or truncated TFLite file ({exc})") from None
+    return GraphIO(tuple(signatures), outputs, names)
 
 
 def read_tflite_bytes(path: str | Path) -> bytes:
