@@ -16,7 +16,8 @@
 #      TOLERANCE, and the top-1 class the same on every clip except near ties (x86 margin between
 #      the two classes <= TOLERANCE); the report goes to $WORK/arm64_check.md
 #   7. a bench smoke run under emulation (report marked emulated; its timings are NOT device
-#      figures and are not printed)
+#      figures and are not printed), then one on the compiled engine: it must run on a
+#      Cortex-A76 and be refused in one line on a Cortex-A72 (its library needs ARMv8.1 atomics)
 #
 # Two facts this needed (qemu 7.2, ai-edge-litert 2.3):
 #   - under qemu-user /proc/cpuinfo is the x86 host's; the cpuinfo library inside XNNPACK then
@@ -71,13 +72,20 @@ make_sysroot() {
         for deb in "$WORK"/debootstrap/var/cache/apt/archives/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
     fi
     mkdir -p "$SYSROOT/proc"
-    local cpus
+    # the emulated core's /proc/cpuinfo: a Pi 4's Cortex-A72 (ARMv8.0) or a Pi 5's Cortex-A76
+    # (ARMv8.2: atomics, dot products)
+    local cpus features part board
+    case "$QEMU_CPU" in
+        cortex-a76) features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+                    part=0xd0b board="Raspberry Pi 5 Model B" ;;
+        *) features="fp asimd evtstrm crc32 cpuid" part=0xd08 board="Raspberry Pi 4 Model B" ;;
+    esac
     cpus=$(nproc)
     for ((i = 0; i < cpus; i++)); do
-        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n' "$i"
-        printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n'
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\n' "$i" "$features"
+        printf 'CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: %s\nCPU revision\t: 3\n\n' "$part"
     done >"$SYSROOT/proc/cpuinfo"
-    printf 'Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B (qemu-aarch64 emulation)\n' >>"$SYSROOT/proc/cpuinfo"
+    printf 'Hardware\t: BCM2835\nModel\t\t: %s (qemu-aarch64 emulation)\n' "$board" >>"$SYSROOT/proc/cpuinfo"
     ARM_PYTHON=$(ls "$SYSROOT"/usr/bin/python3.* | grep -E 'python3\.[0-9]+$' | head -1)
     PYVER=${ARM_PYTHON##*python}
     log "arm64 Python $PYVER at $ARM_PYTHON"
@@ -176,6 +184,20 @@ bench_smoke() {
         -m lean_kd_pi bench --model "$MODEL" --runs 5 --warmup-runs 1 --no-memory --emulated \
         --json "$WORK/bench_arm64_emulated.json" >/dev/null)
     "$PYTHON" -c "import json, sys; from lean_kd.bench.schema import validate_report; r = json.load(open(sys.argv[1])); validate_report(r); assert r['host']['emulated'] and r['host']['machine'] == 'aarch64'; print('[arm64-check] bench report valid, marked emulated')" "$WORK/bench_arm64_emulated.json"
+    # the compiled engine (LiteRT's CompiledModel): its aarch64 library needs ARMv8.1 atomics, so
+    # the runner must run it on a Cortex-A76 and refuse it, in one line, on a Cortex-A72
+    local status=0
+    (cd "$HERE" && PYTHONPATH="$SITE" PYTHONNOUSERSITE=1 qemu-aarch64-static -L "$SYSROOT" "$ARM_PYTHON" \
+        -m lean_kd_pi bench --model "$MODEL" --runs 5 --warmup-runs 1 --no-memory --emulated \
+        --engine compiled --json "$WORK/bench_arm64_compiled.json" >"$WORK/bench_compiled.log" 2>&1) || status=$?
+    if grep -q " atomics " "$SYSROOT/proc/cpuinfo"; then
+        [ "$status" -eq 0 ] || die "compiled engine failed on $QEMU_CPU, see $WORK/bench_compiled.log"
+        log "compiled engine runs on $QEMU_CPU"
+    else
+        [ "$status" -eq 2 ] && grep -q "ARMv8.1 atomics" "$WORK/bench_compiled.log" \
+            || die "compiled engine on $QEMU_CPU: expected a one-line refusal (exit 2), got exit $status"
+        log "compiled engine refused on $QEMU_CPU (no ARMv8.1 atomics), as it should be"
+    fi
 }
 
 main() {

@@ -113,3 +113,20 @@ def test_outputs_are_listed_in_the_same_order_on_both_engines(tmp_path):
     assert [r.shape for r in read["compiled"]] == [r.shape for r in read["interpreter"]]
     for mine, theirs in zip(read["compiled"], read["interpreter"]):
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
+
+
+def test_compiled_engine_is_refused_on_an_arm_cpu_without_atomics(tmp_path, monkeypatch):
+    # ai-edge-litert's aarch64 CompiledModel library needs ARMv8.1 atomics: under qemu -cpu
+    # cortex-a72 (a Raspberry Pi 4) it kills the process with SIGILL; refuse it in one line
+    from lean_kd_runtime import engines
+
+    monkeypatch.setattr(engines.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(engines, "cpu_flags", lambda: {"fp", "asimd", "crc32"})
+    with pytest.raises(ModelError, match="needs a CPU with ARMv8.1 atomics"):
+        open_engine(tmp_path / "any.tflite", threads=1, engine="compiled")
+    # the interpreter engine is not affected
+    with pytest.raises(ModelError, match="any.tflite: model file not found"):
+        open_engine(tmp_path / "any.tflite", threads=1, engine="interpreter")
+    monkeypatch.setattr(engines, "cpu_flags", lambda: {"fp", "asimd", "atomics"})
+    with pytest.raises(ModelError, match="any.tflite: model file not found"):
+        open_engine(tmp_path / "any.tflite", threads=1, engine="compiled")

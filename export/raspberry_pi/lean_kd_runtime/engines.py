@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import importlib.metadata
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ from .errors import ConfigError, ModelError
 ENGINES = ("interpreter", "compiled")
 # The path the XNNPACK delegate reads as "keep the weight cache in memory" (no file).
 IN_MEMORY_WEIGHT_CACHE = ":memory"
+# ARMv8.1 atomics (LSE), /proc/cpuinfo's "atomics": ai-edge-litert's aarch64 libLiteRt.so (the
+# CompiledModel) is built with them and kills the process (SIGILL) on a CPU without them, e.g.
+# a Raspberry Pi 4's Cortex-A72 (seen under qemu -cpu cortex-a72; cortex-a76, a Pi 5, runs).
+ARM_ATOMICS_FLAG = "atomics"
 # Ops whose state is a variable tensor, which the CompiledModel refuses
 STATEFUL_OPS = frozenset({"UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM"})
 
@@ -40,12 +45,36 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo ("flags" on x86, "Features" on ARM), or None
+    where it cannot be read."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    return {
+        flag
+        for line in cpuinfo.splitlines()
+        if line.lower().startswith(("flags", "features"))
+        for flag in line.split(":", 1)[-1].split()
+    }
+
+
 def runtime_class(engine: str) -> tuple[type, str]:
     """The class that loads models for ``engine`` and the package it comes from.
 
-    Raises ConfigError for an unknown engine, ModelError when no installed runtime provides it.
+    Raises ConfigError for an unknown engine, ModelError when no installed runtime provides it
+    or this CPU cannot run it.
     """
     if check_engine(engine) == "compiled":
+        flags = cpu_flags()
+        is_arm64 = platform.machine().lower() in ("aarch64", "arm64")
+        if is_arm64 and flags is not None and ARM_ATOMICS_FLAG not in flags:
+            raise ModelError(
+                "the compiled engine needs a CPU with ARMv8.1 atomics ('atomics' in "
+                "/proc/cpuinfo; a Raspberry Pi 5 has them, a Pi 4 does not): ai-edge-litert's "
+                "CompiledModel would stop the process; use the interpreter engine"
+            )
         try:
             from ai_edge_litert.compiled_model import CompiledModel
             from ai_edge_litert.cpu_options import CpuOptions  # noqa: F401 (grouped options)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines import runtime_name
+from .engines import cpu_flags, runtime_name
 from .errors import ConfigError, ModelError
 
 
@@ -48,17 +48,8 @@ INT8_CPU_FLAGS = (
 
 def cpu_int8_features() -> list[str] | None:
     """The :data:`INT8_CPU_FLAGS` this CPU has, or None where /proc/cpuinfo cannot be read."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return None
-    flags = {
-        flag
-        for line in cpuinfo.splitlines()
-        if line.lower().startswith(("flags", "features"))
-        for flag in line.split(":", 1)[-1].split()
-    }
-    return [flag for flag in INT8_CPU_FLAGS if flag in flags]
+    flags = cpu_flags()
+    return None if flags is None else [flag for flag in INT8_CPU_FLAGS if flag in flags]
 
 
 def host_info(*, emulated: bool, engine: str = "interpreter") -> dict:
