@@ -1,9 +1,12 @@
 """Where LEAN's and lean_tiny's int8 time goes, export by export, against the official YAMNet.
 
     python benchmarks/latency_profile.py [--runs 400] [--threads 1,2] [--out DIR]
+        [--models NAME ...] [--markdown FILE]
 
-Builds LEAN and lean_tiny with the registry's defaults (LEAN's YAMNet branch from the official
-weights, ``LEAN_KD_YAMNET``; weights do not change latency, so nothing is trained), exports
+Builds LEAN, lean_fast and lean_tiny with the registry's defaults, and lean_tiny as the ESC-50
+dev benchmark trains it (``benchmarks/esc50_dev.py``: from YAMNet's first 6 blocks, or its
+first 10 without the wave encoder), YAMNet branches from the official weights
+(``LEAN_KD_YAMNET``; weights do not change latency, so nothing is trained), exports
 each as int8 in the export forms compared here (``--lstm`` / ``--dft`` of ``lean-kd export``),
 calibrated on synthetic tones and noise, then for every file:
 
@@ -27,17 +30,27 @@ from pathlib import Path
 
 import numpy as np
 
+from esc50_dev import DEEPER_PRETRAINED, NO_WAVE_ENCODER, SHALLOW_PRETRAINED
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.bench.profile import profile_model
 from lean_kd.bench.profile_report import profile_markdown
 from lean_kd.bench.report import write_text
 from lean_kd.export.tflite import export_tflite
-from lean_kd.export.unrolled_lstm import resolve_lstm_mode
+from lean_kd.export.unrolled_lstm import packed_copies_bytes, resolve_lstm_mode
 from lean_kd.models import registry
 from lean_kd.reporting.markdown import markdown_table
 from lean_kd_runtime.timing import load_model
 
 HERE = Path(__file__).resolve().parent
+# name in this report -> (registry name, options): lean_tiny's ESC-50 dev forms under their own
+# names (benchmarks/results/esc50_dev.md)
+MODELS: dict[str, tuple[str, dict]] = {
+    "lean": ("lean", {}),
+    "lean_fast": ("lean_fast", {}),
+    "lean_tiny": ("lean_tiny", {}),
+    "lean_tiny_blocks6": ("lean_tiny", SHALLOW_PRETRAINED),
+    "lean_tiny_blocks10_no_wave": ("lean_tiny", {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER}),
+}
 # (model, lstm, dft, engine): the defaults (auto, fft, interpreter) and the alternatives; on the
 # compiled engine (LiteRT's CompiledModel, XNNPACK's weight cache) the baseline runs there too
 EXPORTS = (
@@ -52,6 +65,10 @@ EXPORTS = (
     ("lean_tiny", "auto", "fft", "interpreter"),
     ("lean_tiny", "auto", "fft", "compiled"),
     ("lean_tiny", "auto", "int8", "interpreter"),
+    ("lean_tiny_blocks6", "auto", "fft", "interpreter"),
+    ("lean_tiny_blocks6", "auto", "fft", "compiled"),
+    ("lean_tiny_blocks10_no_wave", "auto", "fft", "interpreter"),
+    ("lean_tiny_blocks10_no_wave", "auto", "fft", "compiled"),
 )
 CLASSES = 10
 
@@ -66,13 +83,16 @@ def calibration(count: int = 50, seed: int = 0):
 
 
 def export(name: str, lstm: str, dft: str, out: Path, *, again: bool) -> tuple[Path, str]:
-    """The int8 file of ``name`` in this export form (reused when present, unless ``again``)
-    and the LSTM form "auto" resolved to."""
+    """The int8 file of model ``name`` (:data:`MODELS`) in this export form (reused when
+    present, unless ``again``) and the LSTM form "auto" resolved to ("no LSTM" for a model
+    without one)."""
     path = out / f"{name}_int8_lstm-{lstm}_dft-{dft}.tflite"
-    model = registry.build(name, CLASSES)
+    registered, options = MODELS[name]
+    model = registry.build(registered, CLASSES, **options)
+    used = resolve_lstm_mode(model, lstm) if packed_copies_bytes(model) else "no LSTM"
     if path.exists() and not again:
-        return path, resolve_lstm_mode(model, lstm)
-    result = export_tflite(
+        return path, used
+    export_tflite(
         model,
         quant="int8",
         out=path,
@@ -83,7 +103,7 @@ def export(name: str, lstm: str, dft: str, out: Path, *, again: bool) -> tuple[P
         lstm=lstm,
         dft=dft,
     )
-    return path, result.lstm
+    return path, used
 
 
 def bench_rows(path: Path, label: str, baseline: Path, config: BenchConfig) -> list[list]:
@@ -136,13 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "runs" / "latency_profile")
     parser.add_argument("--markdown", type=Path, default=HERE / "results" / "latency_profile.md")
     parser.add_argument("--export-again", action="store_true", help="re-export existing files")
+    parser.add_argument(
+        "--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+        help="only these models' rows (write them to another --markdown: the report holds the rows "
+        "of one run)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     baseline = Path(os.environ.get("LEAN_KD_YAMNET", "../shared/pretrained/yamnet/yamnet.tflite"))
     args.out.mkdir(parents=True, exist_ok=True)
     threads = tuple(int(t) for t in args.threads.split(","))
     load_before = os.getloadavg()
     rows, profiles, host, profiled = [], [], None, set()
-    for name, lstm, dft, engine in EXPORTS:
+    for name, lstm, dft, engine in (e for e in EXPORTS if e[0] in args.models):
         path, used = export(name, lstm, dft, args.out, again=args.export_again)
         label = f"{name} int8, --lstm {lstm} ({used}), --dft {dft}, {engine}"
         config = BenchConfig(
@@ -180,6 +205,23 @@ def kept_findings(path: Path) -> str:
     return text[: text.index(MARKER) + len(MARKER)] if MARKER in text else MARKER
 
 
+def command(args) -> str:
+    """The command line that made a report."""
+    words = [
+        "python benchmarks/latency_profile.py",
+        f"--runs {args.runs}",
+        f"--threads {args.threads}",
+    ]
+    if list(args.models) != list(MODELS):
+        words += [
+            "--models",
+            *args.models,
+            "--markdown",
+            os.path.relpath(args.markdown, HERE.parent),
+        ]
+    return " ".join(words)
+
+
 def summary(rows, profiles, host, before, after, args) -> str:
     features = " ".join(host["cpu_int8_features"] or []) or "none"
     header = (
@@ -197,9 +239,8 @@ def summary(rows, profiles, host, before, after, args) -> str:
             [
                 "## Measurements",
                 "",
-                f"Made by `python benchmarks/latency_profile.py --runs {args.runs} --threads "
-                f"{args.threads}` on {host['machine']} ({host['cpu_count']} CPUs, int8 features: "
-                f"{features}, {host['runtime']}), {time.strftime('%Y-%m-%d %H:%M')}; load average "
+                f"Made by `{command(args)}` on {host['machine']} ({host['cpu_count']} CPUs, int8 "
+                f"features: {features}, {host['runtime']}), {time.strftime('%Y-%m-%d %H:%M')}; load average "
                 f"{before[0]:.2f} before, {after[0]:.2f} after (other jobs shared the cores: read the "
                 "same-run ratios, not the absolute times). Models untrained (latency does not depend "
                 "on the weights); LEAN's YAMNet branch holds the official weights. Rows '1 (CPU time)': "
