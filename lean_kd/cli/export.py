@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="float32",
         help="quantization mode: int8 = integer conv / dense trunk (calibrated); dynamic = int8 "
         "weights with float activations quantized on the fly, the official YAMNet file's form "
-        "(faster than int8 on some CPUs: benchmarks/results/summary.md)",
+        "(faster than int8 on some CPUs: benchmarks/results/summary_xeon_amx.md)",
     )
     parser.add_argument(
         "--out", type=Path, required=True, help="output .tflite file (its folder must exist)"

@@ -2,9 +2,9 @@
 
 Full int8 runs each UNIDIRECTIONAL_SEQUENCE_LSTM with the integer kernel, which XNNPACK does
 not take over and which is slow (LEAN's two BiLSTM(128)s alone: 5.4x the official YAMNet's
-latency at one thread, benchmarks/results/summary.md) and lossy on raw-waveform patches. The
-dynamic-range kernel keeps the weights in int8 (same file size) but computes with float
-activations, quantizing each input row on the fly: 0.89x YAMNet for the same LSTMs.
+latency at one thread, benchmarks/results/summary_xeon_amx.md) and lossy on raw-waveform
+patches. The dynamic-range kernel keeps the weights in int8 (same file size) but computes
+with float activations, quantizing each input row on the fly: 0.89x YAMNet for the same LSTMs.
 
 The converter cannot mix calibrated int8 ops with dynamic-range ones, so the LSTMs are first
 kept float (denylisted in :func:`lean_kd.export.quantize.int8_with_float_parts`) and
