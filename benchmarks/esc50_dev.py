@@ -94,6 +94,7 @@ SHALLOW_PRETRAINED = {**NARROWED_PRETRAINED, "yamnet_width": 1.0, "yamnet_blocks
 # (benchmarks/results/latency_lean_tiny_forms.md)
 DEEPER_PRETRAINED = {blocks: {**SHALLOW_PRETRAINED, "yamnet_blocks": blocks} for blocks in (8, 10)}
 NO_WAVE_ENCODER = {"use_wave_encoder": False, "use_cross_attention": False}
+WIDE_PROJECTION = {"projection_units": 128}  # LEAN's E_yam width (lean_tiny's default: 64)
 # YAMNet's last two blocks, whose channels and positions span hundreds of times each other's
 # ranges on ESC-50 clips: their activations quantized on the fly (export.dynamic_layers)
 LAST_YAMNET_BLOCKS = ("layer13", "layer14")
@@ -241,6 +242,22 @@ METHODS: dict[str, Student] = {
     "layers at 3e-3": distilled_lean_tiny(
         {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER}, DISCRIMINATIVE_RATES
     ),
+    # the recipe's transfer for LEAN (only the last two YAMNet blocks learn) on the 10 kept
+    # blocks; yamnet_trainable counts the last of all 14 blocks, so 6 trains blocks 9 and 10
+    "lean_tiny from YAMNet's first 10 blocks, no wave encoder, blocks 1-8 frozen, KD + mixup "
+    "(online teacher), new layers at 3e-3": distilled_lean_tiny(
+        {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER, "yamnet_trainable": 6}, DISCRIMINATIVE_RATES
+    ),
+    # ... and LEAN's 128 projection units instead of lean_tiny's 64 (a narrower bottleneck
+    # than the 50 classes it feeds)
+    **{
+        f"lean_tiny from YAMNet's first 10 blocks, no wave encoder, {frozen} frozen, 128 "
+        "projection units, KD + mixup (online teacher), new layers at 3e-3": distilled_lean_tiny(
+            {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER, **WIDE_PROJECTION, "yamnet_trainable": k},
+            DISCRIMINATIVE_RATES,
+        )
+        for frozen, k in (("blocks 1-8", 6), ("YAMNet", "frozen"))
+    },
 }
 # The rows the issue's goals name (floor and teacher always run): trained by default; the
 # others are ablations, trained when named in --methods.
