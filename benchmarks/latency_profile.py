@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esc50_dev import DEEPER_PRETRAINED, NO_WAVE_ENCODER, SHALLOW_PRETRAINED
+from esc50_dev import DEEPER_PRETRAINED, NO_WAVE_ENCODER, SHALLOW_PRETRAINED, WIDE_PROJECTION
 from lean_kd.bench.benchmark import BenchConfig, TimingConfig, run_benchmark
 from lean_kd.bench.profile import profile_model
 from lean_kd.bench.profile_report import profile_markdown
@@ -49,7 +49,10 @@ MODELS: dict[str, tuple[str, dict]] = {
     "lean_fast": ("lean_fast", {}),
     "lean_tiny": ("lean_tiny", {}),
     "lean_tiny_blocks6": ("lean_tiny", SHALLOW_PRETRAINED),
-    "lean_tiny_blocks10_no_wave": ("lean_tiny", {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER}),
+    "lean_tiny_blocks10_no_wave": (
+        "lean_tiny",
+        {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER, **WIDE_PROJECTION},
+    ),
 }
 # (model, lstm, dft, engine): the defaults (auto, fft, interpreter) and the alternatives; on the
 # compiled engine (LiteRT's CompiledModel, XNNPACK's weight cache) the baseline runs there too
