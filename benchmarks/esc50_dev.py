@@ -264,6 +264,10 @@ METHODS: dict[str, Student] = {
         )
         for frozen, k in (("blocks 1-8", 6), ("YAMNet", "frozen"))
     },
+    "lean_tiny from YAMNet's first 10 blocks, no wave encoder, 128 projection units, KD + mixup "
+    "(online teacher), new layers at 3e-3": distilled_lean_tiny(
+        {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER, **WIDE_PROJECTION}, DISCRIMINATIVE_RATES
+    ),
 }
 # The rows the goals name (floor and teacher always run): trained by default; the
 # others are ablations, trained when named in --methods.
