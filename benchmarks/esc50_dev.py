@@ -225,8 +225,8 @@ METHODS: dict[str, Student] = {
         (KD,), mixup_alpha=0.4, int8=True, options=SMALL_WAVE_ENCODER
     ),
     # the same wave encoder with the recipe of 2026-12-07 12:00 (the row above ran the earlier
-    # one) and its export: the option that meets the latency goal (benchmarks/results/
-    # latency_profile.md)
+    # one) and its export: the option that meets the one-thread latency goal on CPUs with and
+    # without int8 dot products (benchmarks/results/latency_profile.md)
     "lean_fast (LEAN with 1 x BiLSTM(64)), KD + mixup (online teacher)": Student(
         (KD,), mixup_alpha=0.4, dynamic_layers=LAST_YAMNET_BLOCKS, options=SMALL_WAVE_ENCODER
     ),
