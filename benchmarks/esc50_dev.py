@@ -254,7 +254,7 @@ METHODS: dict[str, Student] = {
     "(online teacher), new layers at 3e-3": distilled_lean_tiny(
         {**DEEPER_PRETRAINED[10], **NO_WAVE_ENCODER, "yamnet_trainable": 6}, DISCRIMINATIVE_RATES
     ),
-    # ... and LEAN's 128 projection units instead of lean_tiny's 64 (a narrower bottleneck
+    # ... and LEAN's 128 projection units instead of lean_tiny's 64 (a bottleneck barely wider
     # than the 50 classes it feeds)
     **{
         f"lean_tiny from YAMNet's first 10 blocks, no wave encoder, {frozen} frozen, 128 "
