@@ -5,7 +5,7 @@
 
 Builds LEAN, lean_fast and lean_tiny with the registry's defaults, and lean_tiny as the ESC-50
 dev benchmark trains it (``benchmarks/esc50_dev.py``: from YAMNet's first 6 blocks, or its
-first 10 without the wave encoder), YAMNet branches from the official weights
+first 10 without the wave encoder and with 128 projection units), YAMNet branches from the official weights
 (``LEAN_KD_YAMNET``; weights do not change latency, so nothing is trained), exports
 each as int8 in the export forms compared here (``--lstm`` / ``--dft`` of ``lean-kd export``),
 calibrated on synthetic tones and noise, then for every file:
@@ -42,6 +42,7 @@ from lean_kd.reporting.markdown import markdown_table
 from lean_kd_runtime.timing import load_model
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_MARKDOWN = HERE / "results" / "latency_profile.md"
 # name in this report -> (registry name, options): lean_tiny's ESC-50 dev forms under their own
 # names (benchmarks/results/esc50_dev.md)
 MODELS: dict[str, tuple[str, dict]] = {
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--out", type=Path, default=HERE / "runs" / "latency_profile")
-    parser.add_argument("--markdown", type=Path, default=HERE / "results" / "latency_profile.md")
+    parser.add_argument("--markdown", type=Path, default=DEFAULT_MARKDOWN)
     parser.add_argument("--export-again", action="store_true", help="re-export existing files")
     parser.add_argument(
         "--models", nargs="+", choices=list(MODELS), default=list(MODELS),
@@ -216,12 +217,9 @@ def command(args) -> str:
         f"--threads {args.threads}",
     ]
     if list(args.models) != list(MODELS):
-        words += [
-            "--models",
-            *args.models,
-            "--markdown",
-            os.path.relpath(args.markdown, HERE.parent),
-        ]
+        words += ["--models", *args.models]
+    if args.markdown != DEFAULT_MARKDOWN:
+        words += ["--markdown", os.path.relpath(args.markdown, HERE.parent)]
     return " ".join(words)
 
 
